@@ -1,0 +1,162 @@
+package mls
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// This file runs the official MLS interoperability test vectors (the
+// mlswg/mls-implementations repository, format in its test-vectors.md). It
+// lives in the package so that each check reaches the internal operation it
+// tests; the cmd/mls-vectors runner and the package tests both call it.
+
+// VectorResult is the outcome of one test-vector file.
+type VectorResult struct {
+	// Kind is the vector type recognised from the file's content, such as
+	// "crypto-basics" or "passive-client".
+	Kind                    string
+	Passed, Failed, Skipped int
+	// Failures and Skips give the case index and the reason for every case
+	// that did not pass.
+	Failures, Skips []string
+}
+
+// vectorKind is one type of test-vector file and how to recognise a case of
+// it by the keys it has. Kinds are tried in order; the first whose keys are
+// all present wins.
+type vectorKind struct {
+	name string
+	keys []string
+}
+
+// vectorKinds is every type of the official vector files, recognised by
+// content so that a file of any name is run by the right check.
+var vectorKinds = []vectorKind{
+	{"tree-math", []string{"n_leaves", "n_nodes", "root"}},
+	{"crypto-basics", []string{"cipher_suite", "ref_hash", "expand_with_label"}},
+	{"deserialization", []string{"vlbytes_header", "length"}},
+	{"secret-tree", []string{"cipher_suite", "sender_data", "leaves"}},
+	{"message-protection", []string{"cipher_suite", "proposal_priv", "application_priv"}},
+	{"key-schedule", []string{"cipher_suite", "initial_init_secret", "epochs"}},
+	{"psk_secret", []string{"cipher_suite", "psks", "psk_secret"}},
+	{"transcript-hashes", []string{"cipher_suite", "authenticated_content", "interim_transcript_hash_before"}},
+	{"messages", []string{"mls_welcome", "mls_group_info", "mls_key_package"}},
+	{"tree-operations", []string{"tree_before", "proposal", "tree_after"}},
+	{"tree-validation", []string{"cipher_suite", "tree", "resolutions", "tree_hashes"}},
+	{"treekem", []string{"cipher_suite", "ratchet_tree", "update_paths"}},
+	{"passive-client", []string{"cipher_suite", "key_package", "initial_epoch_authenticator", "epochs"}},
+	{"welcome", []string{"cipher_suite", "init_priv", "welcome", "key_package"}},
+}
+
+// vectorCheckers maps a kind's name to the function that checks one case of
+// it; the vectors_*.go files fill it.
+var vectorCheckers = map[string]func(c json.RawMessage) error{}
+
+// vectorSkip marks a case that cannot be run, with the reason.
+type vectorSkip struct{ reason string }
+
+func (s *vectorSkip) Error() string { return s.reason }
+
+// loadVectors parses a vector file and recognises its kind from the keys of
+// its first case.
+func loadVectors(data []byte) (*vectorKind, []json.RawMessage, error) {
+	var cases []json.RawMessage
+	if err := json.Unmarshal(data, &cases); err != nil {
+		return nil, nil, fmt.Errorf("mls: test vectors are not a JSON array: %w", err)
+	}
+	if len(cases) == 0 {
+		return nil, nil, errors.New("mls: test-vector file has no cases")
+	}
+	var first map[string]json.RawMessage
+	if err := json.Unmarshal(cases[0], &first); err != nil {
+		return nil, nil, fmt.Errorf("mls: first test vector is not an object: %w", err)
+	}
+	for i := range vectorKinds {
+		k := &vectorKinds[i]
+		match := len(k.keys) > 0
+		for _, key := range k.keys {
+			if _, ok := first[key]; !ok {
+				match = false
+				break
+			}
+		}
+		if match {
+			return k, cases, nil
+		}
+	}
+	keys := make([]string, 0, len(first))
+	for key := range first {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	return nil, nil, fmt.Errorf("mls: unrecognised test-vector type (keys %s)", strings.Join(keys, ", "))
+}
+
+// RunTestVectors runs every case of one official test-vector file, whatever
+// its type, and reports the outcome.
+func RunTestVectors(data []byte) (*VectorResult, error) {
+	kind, cases, err := loadVectors(data)
+	if err != nil {
+		return nil, err
+	}
+	r := &VectorResult{Kind: kind.name}
+	check := vectorCheckers[kind.name]
+	if check == nil {
+		r.Failed = len(cases)
+		r.Failures = append(r.Failures, fmt.Sprintf("all %d cases: this package cannot check %s vectors yet", len(cases), kind.name))
+		return r, nil
+	}
+	for i, c := range cases {
+		err := check(c)
+		var skip *vectorSkip
+		switch {
+		case err == nil:
+			r.Passed++
+		case errors.As(err, &skip):
+			r.Skipped++
+			r.Skips = append(r.Skips, fmt.Sprintf("case %d: %v", i, err))
+		default:
+			r.Failed++
+			r.Failures = append(r.Failures, fmt.Sprintf("case %d: %v", i, err))
+		}
+	}
+	return r, nil
+}
+
+// hexBytes is a byte string that JSON carries in hex.
+type hexBytes []byte
+
+func (h *hexBytes) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := hex.DecodeString(s)
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// checkEqual returns an error naming what differs when got is not want.
+func checkEqual(what string, got, want []byte) error {
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%s: got %x, want %x", what, got, want)
+	}
+	return nil
+}
+
+// vectorSuite returns the case's cipher suite, or an error if this package
+// does not implement it.
+func vectorSuite(cs CipherSuite) (CipherSuite, error) {
+	if _, err := cs.params(); err != nil {
+		return 0, err
+	}
+	return cs, nil
+}
