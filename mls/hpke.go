@@ -1,8 +1,10 @@
 package mls
 
 import (
+	"crypto/hkdf"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 
@@ -81,9 +83,37 @@ func (cs CipherSuite) DeriveHPKEKey(ikm []byte) (*HPKEPrivateKey, error) {
 		}
 		return cs.wrapKey(priv, nil)
 	}
-	scheme := circlX448()
-	_, priv := scheme.DeriveKeyPair(ikm)
+	priv, err := circlX448().UnmarshalBinaryPrivateKey(deriveX448Key(ikm))
+	if err != nil {
+		return nil, err
+	}
 	return cs.wrapKey(nil, priv)
+}
+
+// deriveX448Key is DeriveKeyPair of DHKEM(X448, HKDF-SHA512), RFC 9180,
+// Section 7.1.3, for input keying material of any length. circl's own
+// DeriveKeyPair accepts only seeds of exactly Nsk bytes, while TreeKEM
+// derives from node secrets of KDF.Nh (64) bytes.
+func deriveX448Key(ikm []byte) []byte {
+	const nsk = 56
+	suiteID := []byte{'K', 'E', 'M', 0x00, 0x21}
+	labeled := func(parts ...[]byte) []byte {
+		out := []byte("HPKE-v1")
+		out = append(out, suiteID...)
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	prk, err := hkdf.Extract(sha512.New, labeled([]byte("dkp_prk"), ikm), nil)
+	if err != nil {
+		panic("mls: HKDF-Extract failed: " + err.Error())
+	}
+	sk, err := hkdf.Expand(sha512.New, prk, string(append([]byte{0, nsk}, labeled([]byte("sk"))...)), nsk)
+	if err != nil {
+		panic("mls: HKDF-Expand failed: " + err.Error())
+	}
+	return sk
 }
 
 // NewHPKEPrivateKey parses a serialized private key of the suite.
