@@ -1,8 +1,10 @@
 package mls
 
 import (
+	"crypto/hkdf"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 
@@ -81,9 +83,32 @@ func (cs CipherSuite) DeriveHPKEKey(ikm []byte) (*HPKEPrivateKey, error) {
 		}
 		return cs.wrapKey(priv, nil)
 	}
-	scheme := circlX448()
-	_, priv := scheme.DeriveKeyPair(ikm)
+	// circl's DeriveKeyPair panics unless ikm is exactly 56 bytes, which
+	// RFC 9180 does not require and MLS secrets (64 bytes) are not.
+	sk, err := deriveX448PrivateKey(ikm)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := circlX448().UnmarshalBinaryPrivateKey(sk)
+	if err != nil {
+		return nil, fmt.Errorf("mls: deriving key pair: %w", err)
+	}
 	return cs.wrapKey(nil, priv)
+}
+
+// deriveX448PrivateKey is DeriveKeyPair of DHKEM(X448, HKDF-SHA512) for any
+// length of ikm, returning the serialized private key. See RFC 9180,
+// Sections 4 and 7.1.3.
+func deriveX448PrivateKey(ikm []byte) ([]byte, error) {
+	const nsk = 56
+	// suite_id = "KEM" || I2OSP(0x0021, 2)
+	suiteID := "HPKE-v1KEM\x00\x21"
+	prk, err := hkdf.Extract(sha512.New, append([]byte(suiteID+"dkp_prk"), ikm...), nil)
+	if err != nil {
+		return nil, err
+	}
+	info := "\x00\x38" + suiteID + "sk" // I2OSP(Nsk, 2) || "HPKE-v1" || suite_id || "sk" || ""
+	return hkdf.Expand(sha512.New, prk, info, nsk)
 }
 
 // NewHPKEPrivateKey parses a serialized private key of the suite.
