@@ -165,7 +165,10 @@ func (t *secretTree) leafRatchets(leaf LeafIndex) (*[2]ratchet, error) {
 		s := t.nodes[x]
 		l, r := x.left(), x.right()
 		t.nodes[l] = t.cs.mustExpandWithLabel(s, "tree", []byte("left"), t.cs.SecretSize())
-		if uint32(r) < width {
+		// A right subtree with no leaf of the tree is never needed; its
+		// index may lie past the tree's width while a subtree that has
+		// leaves may not (the tree is the left part of a full one).
+		if uint32(r)-(uint32(1)<<r.level()-1) < width {
 			t.nodes[r] = t.cs.mustExpandWithLabel(s, "tree", []byte("right"), t.cs.SecretSize())
 		}
 		clear(s)
