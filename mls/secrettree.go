@@ -43,13 +43,13 @@ type ratchetKey struct {
 
 // The default bounds of the out-of-order window of each ratchet.
 const (
-	// DefaultMaxForwardDistance is how many generations past the next
+	// defaultMaxForwardDistance is how many generations past the next
 	// expected one a received message may be: deriving further would let
 	// one message cost a receiver unbounded work.
-	DefaultMaxForwardDistance = 1000
-	// DefaultMaxRetainedKeys is how many keys of skipped generations a
+	defaultMaxForwardDistance = 1000
+	// defaultMaxRetainedKeys is how many keys of skipped generations a
 	// ratchet keeps for messages that arrive late; the oldest go first.
-	DefaultMaxRetainedKeys = 256
+	defaultMaxRetainedKeys = 256
 )
 
 // The reasons a ratchet refuses a generation, wrapped in a GenerationError.
@@ -95,10 +95,10 @@ type secretTree struct {
 	leafCount uint32
 
 	// maxForwardDistance bounds how far past the next expected generation
-	// get, peek and consume reach; DefaultMaxForwardDistance unless set.
+	// get, peek and consume reach; defaultMaxForwardDistance unless set.
 	maxForwardDistance uint32
 	// maxRetainedKeys bounds the keys of skipped generations each ratchet
-	// keeps; DefaultMaxRetainedKeys unless set.
+	// keeps; defaultMaxRetainedKeys unless set.
 	maxRetainedKeys int
 
 	// nodes holds the secrets of nodes not yet derived into their children
@@ -125,8 +125,8 @@ func newSecretTree(cs CipherSuite, encryptionSecret []byte, leafCount uint32) *s
 	t := &secretTree{
 		cs:                 cs,
 		leafCount:          leafCount,
-		maxForwardDistance: DefaultMaxForwardDistance,
-		maxRetainedKeys:    DefaultMaxRetainedKeys,
+		maxForwardDistance: defaultMaxForwardDistance,
+		maxRetainedKeys:    defaultMaxRetainedKeys,
 		nodes:              make(map[nodeIndex][]byte),
 		ratchets:           make(map[LeafIndex]*[2]ratchet),
 	}
@@ -236,7 +236,7 @@ func (t *secretTree) next(leaf LeafIndex, rt ratchetType) (ratchetKey, error) {
 	}
 	r := &rs[rt]
 	if r.next == math.MaxUint32 {
-		return ratchetKey{}, t.generationError(leaf, rt, r.next, ErrGenerationTooFar)
+		return ratchetKey{}, fmt.Errorf("mls: leaf %d's %v ratchet has used all its generations", leaf, rt)
 	}
 	return t.advance(r), nil
 }
@@ -259,7 +259,9 @@ func (t *secretTree) peek(leaf LeafIndex, rt ratchetType, generation uint32) (ra
 
 // consume deletes the key of a generation returned by peek, once the
 // message has been decrypted with it, advancing the ratchet past it and
-// retaining the keys of the generations skipped.
+// retaining the keys of the generations skipped. Between peek and consume
+// the caller makes no other call on the tree; if consume nonetheless fails,
+// the message must be treated as not received.
 func (t *secretTree) consume(leaf LeafIndex, rt ratchetType, generation uint32) error {
 	k, err := t.lookup(leaf, rt, generation, true)
 	if err != nil {

@@ -132,9 +132,9 @@ func TestSecretTreeOrdering(t *testing.T) {
 	if _, err := receiver.get(2, ratchetHandshake, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := receiver.get(2, ratchetApplication, 10+DefaultMaxForwardDistance+1)
+	_, err := receiver.get(2, ratchetApplication, 10+defaultMaxForwardDistance+1)
 	wantGenerationError(t, err, ErrGenerationTooFar)
-	if _, err := receiver.get(2, ratchetApplication, 10+DefaultMaxForwardDistance); err != nil {
+	if _, err := receiver.get(2, ratchetApplication, 10+defaultMaxForwardDistance); err != nil {
 		t.Fatalf("generation at the edge of the window: %v", err)
 	}
 }

@@ -191,7 +191,36 @@ func checkSecretTreeVector(raw json.RawMessage) error {
 	if err := checkEqual("sender_data nonce", nonce, v.SenderData.Nonce); err != nil {
 		return err
 	}
+	// One receiver takes the leaves in order with get, another in reverse
+	// order with peek and consume; both must find the vector's keys.
 	tree := newSecretTree(cs, v.EncryptionSecret, uint32(len(v.Leaves)))
+	reverse := newSecretTree(cs, v.EncryptionSecret, uint32(len(v.Leaves)))
+	for i := len(v.Leaves) - 1; i >= 0; i-- {
+		for _, g := range v.Leaves[i] {
+			for _, c := range []struct {
+				rt         ratchetType
+				key, nonce []byte
+			}{
+				{ratchetApplication, g.ApplicationKey, g.ApplicationNonce},
+				{ratchetHandshake, g.HandshakeKey, g.HandshakeNonce},
+			} {
+				k, err := reverse.peek(LeafIndex(i), c.rt, g.Generation)
+				if err != nil {
+					return err
+				}
+				what := fmt.Sprintf("peek: leaf %d %v generation %d", i, c.rt, g.Generation)
+				if err := checkEqual(what+" key", k.key, c.key); err != nil {
+					return err
+				}
+				if err := checkEqual(what+" nonce", k.nonce, c.nonce); err != nil {
+					return err
+				}
+				if err := reverse.consume(LeafIndex(i), c.rt, g.Generation); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for i, gens := range v.Leaves {
 		leaf := LeafIndex(i)
 		for _, g := range gens {
