@@ -101,13 +101,13 @@ func (cs CipherSuite) DeriveHPKEKey(ikm []byte) (*HPKEPrivateKey, error) {
 // Sections 4 and 7.1.3.
 func deriveX448PrivateKey(ikm []byte) ([]byte, error) {
 	const nsk = 56
-	// suite_id = "KEM" || I2OSP(0x0021, 2)
-	suiteID := "HPKE-v1KEM\x00\x21"
-	prk, err := hkdf.Extract(sha512.New, append([]byte(suiteID+"dkp_prk"), ikm...), nil)
+	// "HPKE-v1" || suite_id, where suite_id = "KEM" || I2OSP(0x0021, 2)
+	prefix := "HPKE-v1KEM\x00\x21"
+	prk, err := hkdf.Extract(sha512.New, append([]byte(prefix+"dkp_prk"), ikm...), nil)
 	if err != nil {
 		return nil, err
 	}
-	info := "\x00\x38" + suiteID + "sk" // I2OSP(Nsk, 2) || "HPKE-v1" || suite_id || "sk" || ""
+	info := "\x00\x38" + prefix + "sk" // I2OSP(Nsk, 2) || "HPKE-v1" || suite_id || "sk" || ""
 	return hkdf.Expand(sha512.New, prk, info, nsk)
 }
 

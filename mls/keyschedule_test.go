@@ -199,3 +199,21 @@ func TestPSKSecretEmpty(t *testing.T) {
 		t.Error("pskSecret accepted an unknown PSK type")
 	}
 }
+
+// TestDeriveX448MatchesCircl checks the X448 DeriveKeyPair against circl's
+// for the one ikm length circl accepts.
+func TestDeriveX448MatchesCircl(t *testing.T) {
+	ikm := bytes.Repeat([]byte{0x42}, 56)
+	sk, err := deriveX448PrivateKey(ikm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want := circlX448().DeriveKeyPair(ikm)
+	wantBytes, err := want.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sk, wantBytes) {
+		t.Errorf("X448 DeriveKeyPair: got %x, want %x", sk, wantBytes)
+	}
+}

@@ -52,12 +52,13 @@ const (
 	defaultMaxRetainedKeys = 256
 )
 
-// The reasons a ratchet refuses a generation, wrapped in a GenerationError.
-// Receivers branch on them: ErrGenerationUsed marks a replay or a message
-// too late to decrypt, ErrGenerationTooFar a message too far ahead.
+// The reasons a ratchet refuses a generation, wrapped in a GenerationError
+// by the decryption of a PrivateMessage. Receivers branch on them:
+// ErrGenerationUsed marks a replay or a message too late to decrypt,
+// ErrGenerationTooFar a message too far ahead of its sender's ratchet.
 var (
-	ErrGenerationUsed   = errors.New("was already used or deleted")
-	ErrGenerationTooFar = errors.New("is too far ahead of the ratchet")
+	ErrGenerationUsed   = errors.New("mls: ratchet generation was already used or deleted")
+	ErrGenerationTooFar = errors.New("mls: ratchet generation is too far ahead")
 )
 
 // GenerationError reports a generation of a sender's ratchet for which the
@@ -75,7 +76,14 @@ func (e *GenerationError) Error() string {
 	if e.Handshake {
 		rt = ratchetHandshake
 	}
-	return fmt.Sprintf("mls: generation %d of leaf %d's %v ratchet %v", e.Generation, e.Leaf, rt, e.Err)
+	reason := "cannot be used"
+	switch e.Err {
+	case ErrGenerationUsed:
+		reason = "was already used or deleted"
+	case ErrGenerationTooFar:
+		reason = "is too far ahead"
+	}
+	return fmt.Sprintf("mls: generation %d of leaf %d's %v ratchet %s", e.Generation, e.Leaf, rt, reason)
 }
 
 func (e *GenerationError) Unwrap() error { return e.Err }

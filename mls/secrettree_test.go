@@ -277,3 +277,14 @@ func TestSenderDataSample(t *testing.T) {
 		t.Error("short ciphertext sample mishandled")
 	}
 }
+
+func TestGenerationErrorMessage(t *testing.T) {
+	tree := testSecretTree(4)
+	if _, err := tree.get(3, ratchetApplication, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tree.get(3, ratchetApplication, 0)
+	if got, want := err.Error(), "mls: generation 0 of leaf 3's application ratchet was already used or deleted"; got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+}
