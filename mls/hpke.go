@@ -83,37 +83,32 @@ func (cs CipherSuite) DeriveHPKEKey(ikm []byte) (*HPKEPrivateKey, error) {
 		}
 		return cs.wrapKey(priv, nil)
 	}
-	priv, err := circlX448().UnmarshalBinaryPrivateKey(deriveX448Key(ikm))
+	// circl's DeriveKeyPair panics unless ikm is exactly 56 bytes, which
+	// RFC 9180 does not require and MLS secrets (64 bytes) are not.
+	sk, err := deriveX448PrivateKey(ikm)
 	if err != nil {
 		return nil, err
+	}
+	priv, err := circlX448().UnmarshalBinaryPrivateKey(sk)
+	if err != nil {
+		return nil, fmt.Errorf("mls: deriving key pair: %w", err)
 	}
 	return cs.wrapKey(nil, priv)
 }
 
-// deriveX448Key is DeriveKeyPair of DHKEM(X448, HKDF-SHA512), RFC 9180,
-// Section 7.1.3, for input keying material of any length. circl's own
-// DeriveKeyPair accepts only seeds of exactly Nsk bytes, while TreeKEM
-// derives from node secrets of KDF.Nh (64) bytes.
-func deriveX448Key(ikm []byte) []byte {
+// deriveX448PrivateKey is DeriveKeyPair of DHKEM(X448, HKDF-SHA512) for any
+// length of ikm, returning the serialized private key. See RFC 9180,
+// Sections 4 and 7.1.3.
+func deriveX448PrivateKey(ikm []byte) ([]byte, error) {
 	const nsk = 56
-	suiteID := []byte{'K', 'E', 'M', 0x00, 0x21}
-	labeled := func(parts ...[]byte) []byte {
-		out := []byte("HPKE-v1")
-		out = append(out, suiteID...)
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
-	prk, err := hkdf.Extract(sha512.New, labeled([]byte("dkp_prk"), ikm), nil)
+	// "HPKE-v1" || suite_id, where suite_id = "KEM" || I2OSP(0x0021, 2)
+	prefix := "HPKE-v1KEM\x00\x21"
+	prk, err := hkdf.Extract(sha512.New, append([]byte(prefix+"dkp_prk"), ikm...), nil)
 	if err != nil {
-		panic("mls: HKDF-Extract failed: " + err.Error())
+		return nil, err
 	}
-	sk, err := hkdf.Expand(sha512.New, prk, string(append([]byte{0, nsk}, labeled([]byte("sk"))...)), nsk)
-	if err != nil {
-		panic("mls: HKDF-Expand failed: " + err.Error())
-	}
-	return sk
+	info := "\x00\x38" + prefix + "sk" // I2OSP(Nsk, 2) || "HPKE-v1" || suite_id || "sk" || ""
+	return hkdf.Expand(sha512.New, prk, info, nsk)
 }
 
 // NewHPKEPrivateKey parses a serialized private key of the suite.

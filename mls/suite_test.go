@@ -168,17 +168,3 @@ func TestGREASE(t *testing.T) {
 		t.Errorf("%d GREASE values, want 15 (0x0A0A through 0xEAEA)", n)
 	}
 }
-
-// TestDeriveX448Key checks our DeriveKeyPair for X448 against circl's where
-// circl accepts the input (exactly 56 bytes).
-func TestDeriveX448Key(t *testing.T) {
-	seed := bytes.Repeat([]byte{0x5a}, 56)
-	_, want := circlX448().DeriveKeyPair(seed)
-	wantBytes, err := want.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := deriveX448Key(seed); !bytes.Equal(got, wantBytes) {
-		t.Fatalf("deriveX448Key = %x, circl derives %x", got, wantBytes)
-	}
-}
