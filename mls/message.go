@@ -6,6 +6,18 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 )
 
+// wireCodec is what every wire structure of the package implements.
+//
+// Decoders accept only the canonical encoding (minimal length prefixes,
+// presence bytes of 0 or 1, known code points where the body depends on
+// them, no trailing bytes), so re-encoding a decoded value reproduces its
+// input byte for byte: a TBS method of a decoded LeafNode, KeyPackage or
+// GroupInfo returns exactly the bytes its signer signed.
+type wireCodec interface {
+	marshal(b *cryptobyte.Builder)
+	unmarshal(s *cryptobyte.String) bool
+}
+
 // MLSMessage is the envelope of every message MLS sends: exactly the field
 // that WireFormat names is set. See RFC 9420, Section 6.
 type MLSMessage struct {
@@ -21,10 +33,7 @@ type MLSMessage struct {
 // body returns the encoder and decoder of the field that WireFormat names,
 // or nil when that field is unset and create is false, or WireFormat is
 // unknown. With create, an unset field is allocated first, for decoding.
-func (m *MLSMessage) body(create bool) interface {
-	marshal(*cryptobyte.Builder)
-	unmarshal(*cryptobyte.String) bool
-} {
+func (m *MLSMessage) body(create bool) wireCodec {
 	switch m.WireFormat {
 	case WireFormatPublicMessage:
 		if m.PublicMessage == nil && create {

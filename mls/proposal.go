@@ -123,10 +123,7 @@ type Proposal struct {
 // body returns the encoder and decoder of the field that Type names, or nil
 // when that field is unset and create is false, or Type is unknown. With
 // create, an unset field is allocated first, for decoding.
-func (p *Proposal) body(create bool) interface {
-	marshal(*cryptobyte.Builder)
-	unmarshal(*cryptobyte.String) bool
-} {
+func (p *Proposal) body(create bool) wireCodec {
 	switch p.Type {
 	case ProposalTypeAdd:
 		if p.Add == nil && create {

@@ -3,18 +3,10 @@ package mls
 import (
 	"encoding/json"
 	"fmt"
-
-	"golang.org/x/crypto/cryptobyte"
 )
 
 func init() {
 	vectorCheckers["messages"] = checkMessagesVector
-}
-
-// wireCodec is what every wire structure of the package implements.
-type wireCodec interface {
-	marshal(b *cryptobyte.Builder)
-	unmarshal(s *cryptobyte.String) bool
 }
 
 // checkMessagesVector checks that every structure of the messages vector
