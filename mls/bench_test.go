@@ -126,3 +126,20 @@ func BenchmarkAEAD1KiB(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProtectUnprotect1KiB signs, encrypts, decrypts and verifies one
+// 1 KiB application message: the full cost of a message between members.
+func BenchmarkProtectUnprotect1KiB(b *testing.B) {
+	benchSuites(b, func(b *testing.B, cs CipherSuite) {
+		pp := newProtectionPair(b, cs, 2)
+		msg := make([]byte, 1024)
+		b.SetBytes(int64(len(msg)))
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := pp.open(pp.sealApplication(b, 1, msg))
+			if err != nil || len(got) != len(msg) {
+				b.Fatal(err)
+			}
+		}
+	})
+}

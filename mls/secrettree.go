@@ -148,7 +148,7 @@ func newSecretTree(cs CipherSuite, encryptionSecret []byte, leafCount uint32) *s
 // down to it on first use.
 func (t *secretTree) leafRatchets(leaf LeafIndex) (*[2]ratchet, error) {
 	if uint32(leaf) >= t.leafCount {
-		return nil, fmt.Errorf("mls: leaf %d is outside a secret tree of %d leaves", leaf, t.leafCount)
+		return nil, fmt.Errorf("%w: leaf %d is outside a secret tree of %d leaves", ErrUnknownSender, leaf, t.leafCount)
 	}
 	if r, ok := t.ratchets[leaf]; ok {
 		return r, nil
