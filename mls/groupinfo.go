@@ -1,6 +1,10 @@
 package mls
 
-import "golang.org/x/crypto/cryptobyte"
+import (
+	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+)
 
 // GroupInfo describes a group to a joiner, signed by the member at leaf
 // Signer. See RFC 9420, Section 12.4.3.
@@ -48,4 +52,32 @@ func UnmarshalGroupInfo(data []byte) (*GroupInfo, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// sign sets the GroupInfo's signature over its GroupInfoTBS.
+// See RFC 9420, Section 12.4.3.
+func (g *GroupInfo) sign(cs CipherSuite, key *SignaturePrivateKey) error {
+	tbs, err := g.TBS()
+	if err != nil {
+		return err
+	}
+	sig, err := cs.SignWithLabel(key, "GroupInfoTBS", tbs)
+	if err != nil {
+		return err
+	}
+	g.Signature = sig
+	return nil
+}
+
+// verifySignature checks the GroupInfo's signature with the signer's
+// signature public key. See RFC 9420, Section 12.4.3.1.
+func (g *GroupInfo) verifySignature(cs CipherSuite, signerKey []byte) error {
+	tbs, err := g.TBS()
+	if err != nil {
+		return err
+	}
+	if err := cs.VerifyWithLabel(signerKey, "GroupInfoTBS", tbs, g.Signature); err != nil {
+		return fmt.Errorf("mls: GroupInfo: %w", err)
+	}
+	return nil
 }

@@ -1,6 +1,10 @@
 package mls
 
-import "golang.org/x/crypto/cryptobyte"
+import (
+	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+)
 
 // KeyPackage is a pre-published, signed offer to join groups. See RFC 9420,
 // Section 10.
@@ -66,4 +70,32 @@ func UnmarshalKeyPackage(data []byte) (*KeyPackage, error) {
 		return nil, err
 	}
 	return kp, nil
+}
+
+// sign sets the KeyPackage's signature over its KeyPackageTBS.
+// See RFC 9420, Section 10.
+func (kp *KeyPackage) sign(cs CipherSuite, key *SignaturePrivateKey) error {
+	tbs, err := kp.TBS()
+	if err != nil {
+		return err
+	}
+	sig, err := cs.SignWithLabel(key, "KeyPackageTBS", tbs)
+	if err != nil {
+		return err
+	}
+	kp.Signature = sig
+	return nil
+}
+
+// verifySignature checks the KeyPackage's signature with the signature key
+// of its leaf node. See RFC 9420, Section 10.1.
+func (kp *KeyPackage) verifySignature(cs CipherSuite) error {
+	tbs, err := kp.TBS()
+	if err != nil {
+		return err
+	}
+	if err := cs.VerifyWithLabel(kp.LeafNode.SignatureKey, "KeyPackageTBS", tbs, kp.Signature); err != nil {
+		return fmt.Errorf("mls: KeyPackage: %w", err)
+	}
+	return nil
 }

@@ -184,3 +184,31 @@ func UnmarshalLeafNode(data []byte) (*LeafNode, error) {
 	}
 	return n, nil
 }
+
+// sign sets the leaf's signature over its LeafNodeTBS; groupID and leaf are
+// used for the update and commit sources. See RFC 9420, Section 7.2.
+func (n *LeafNode) sign(cs CipherSuite, key *SignaturePrivateKey, groupID []byte, leaf LeafIndex) error {
+	tbs, err := n.TBS(groupID, leaf)
+	if err != nil {
+		return err
+	}
+	sig, err := cs.SignWithLabel(key, "LeafNodeTBS", tbs)
+	if err != nil {
+		return err
+	}
+	n.Signature = sig
+	return nil
+}
+
+// verifySignature checks the leaf's signature with its own signature key.
+// See RFC 9420, Section 7.3.
+func (n *LeafNode) verifySignature(cs CipherSuite, groupID []byte, leaf LeafIndex) error {
+	tbs, err := n.TBS(groupID, leaf)
+	if err != nil {
+		return err
+	}
+	if err := cs.VerifyWithLabel(n.SignatureKey, "LeafNodeTBS", tbs, n.Signature); err != nil {
+		return fmt.Errorf("mls: leaf %d: %w", leaf, err)
+	}
+	return nil
+}
