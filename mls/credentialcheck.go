@@ -1,5 +1,10 @@
 package mls
 
+import (
+	"errors"
+	"fmt"
+)
+
 // CredentialValidator is the Authentication Service of RFC 9750, Section 4
 // as MLS uses it (RFC 9420, Section 5.3.1): the application's decision that
 // cred legitimately binds the identity it presents to signatureKey, and that
@@ -32,3 +37,22 @@ type CredentialValidator func(cs CipherSuite, cred *Credential, signatureKey []b
 // KeyPackage or a Commit can claim any identity. It exists for tests and
 // examples only; never use it in a client.
 func AcceptAnyCredential(CipherSuite, *Credential, []byte) error { return nil }
+
+// validateExternalSenders checks the credential of every entry of an
+// external_senders extension with validate, as RFC 9420, Section 5.3.1
+// requires when the extension is added to a group or changed.
+func validateExternalSenders(cs CipherSuite, senders ExternalSenders, validate CredentialValidator) error {
+	if validate == nil {
+		return errors.New("mls: no credential validator configured")
+	}
+	for i := range senders {
+		s := &senders[i]
+		if err := cs.ValidateSignaturePublicKey(s.SignatureKey); err != nil {
+			return fmt.Errorf("mls: external sender %d: %w", i, err)
+		}
+		if err := validate(cs, &s.Credential, s.SignatureKey); err != nil {
+			return fmt.Errorf("mls: external sender %d: credential rejected: %w", i, err)
+		}
+	}
+	return nil
+}
