@@ -231,9 +231,6 @@ func (t *ratchetTree) verifyUnmergedLeaves() error {
 // The caller compares the tree hash with GroupInfo's. See RFC 9420,
 // Sections 7.3 and 12.4.3.1.
 func (t *ratchetTree) validate(groupID []byte, checkLeaf func(LeafIndex, *LeafNode) error) error {
-	if err := t.verifyParentHashes(); err != nil {
-		return err
-	}
 	if err := t.verifyUnmergedLeaves(); err != nil {
 		return err
 	}
@@ -257,7 +254,7 @@ func (t *ratchetTree) validate(groupID []byte, checkLeaf func(LeafIndex, *LeafNo
 		return nil
 	})
 	sigKeys := make(map[string]LeafIndex)
-	return t.leafNodes(func(i LeafIndex, l *LeafNode) error {
+	err := t.leafNodes(func(i LeafIndex, l *LeafNode) error {
 		if j, dup := sigKeys[string(l.SignatureKey)]; dup {
 			return fmt.Errorf("mls: leaves %d and %d have the same signature key", j, i)
 		}
@@ -270,6 +267,12 @@ func (t *ratchetTree) validate(groupID []byte, checkLeaf func(LeafIndex, *LeafNo
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Last, so that a bad leaf is reported as such rather than as the
+	// broken parent-hash chain it also causes.
+	return t.verifyParentHashes()
 }
 
 // validateLeaf runs the checks of RFC 9420, Section 7.3 that need only the
