@@ -12,6 +12,10 @@ import (
 // Nodes stored in the tree are never modified in place: every change stores
 // a new *Node. That makes clone a copy of two slices of pointers, which is
 // what lets the group stage a commit on a copy and drop it on failure.
+//
+// A ratchetTree is not safe for concurrent use, not even for reads: hashing
+// fills the cache. A tree received from another client must pass validate
+// before any other method relies on its unmerged_leaves.
 type ratchetTree struct {
 	suite CipherSuite
 	// nodes has nodeWidth(leaves) entries; nil is a blank node.
