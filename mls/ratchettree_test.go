@@ -433,6 +433,12 @@ func TestUpdatePathTampered(t *testing.T) {
 		{"leaf signature", func(tree *ratchetTree, p *UpdatePath) {
 			p.LeafNode.Signature[0] ^= 1
 		}, "signature"},
+		{"reused signature key", func(tree *ratchetTree, p *UpdatePath) {
+			p.LeafNode.SignatureKey = tree.leaf(1).SignatureKey
+		}, "reuses the signature key of leaf 1"},
+		{"reused encryption key", func(tree *ratchetTree, p *UpdatePath) {
+			p.LeafNode.EncryptionKey = tree.leaf(2).EncryptionKey
+		}, "reuses the encryption key of leaf 2"},
 		{"node count", func(tree *ratchetTree, p *UpdatePath) {
 			p.Nodes = p.Nodes[1:]
 		}, "filtered direct path"},

@@ -294,8 +294,8 @@ func cloneLeafNodeValue(l *LeafNode) (LeafNode, error) {
 }
 
 // applyUpdatePath checks a received UpdatePath from sender against t and
-// merges its public part: the leaf node (source commit, signature, a new
-// encryption key, parent hash) and the public keys and parent hashes of the
+// merges its public part: the leaf node (source commit, a new encryption
+// key, the tree checks of validateLeafNode, parent hash) and the public keys and parent hashes of the
 // filtered direct path. See RFC 9420, Sections 7.5, 7.9.2 and 12.4.2.
 func (t *ratchetTree) applyUpdatePath(sender LeafIndex, path *UpdatePath, groupID []byte) error {
 	cs := t.suite
@@ -314,8 +314,8 @@ func (t *ratchetTree) applyUpdatePath(sender LeafIndex, path *UpdatePath, groupI
 	if bytes.Equal(leaf.EncryptionKey, old.EncryptionKey) {
 		return fmt.Errorf("mls: UpdatePath leaf node from leaf %d keeps its old encryption key", sender)
 	}
-	if err := leaf.verifySignature(cs, groupID, sender); err != nil {
-		return fmt.Errorf("mls: UpdatePath leaf node signature: %w", err)
+	if err := t.validateLeafNode(groupID, sender, leaf); err != nil {
+		return err
 	}
 	if err := cs.ValidateHPKEPublicKey(leaf.EncryptionKey); err != nil {
 		return fmt.Errorf("mls: UpdatePath leaf node from leaf %d: %w", sender, err)
