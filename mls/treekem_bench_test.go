@@ -10,8 +10,8 @@ import (
 // benchTree is a tree of n members whose every node has a key, so that each
 // UpdatePath node encrypts to one node of the copath, as in a group where
 // everyone has committed. Keys are derived from the node index so that big
-// trees are cheap to build; leaf signatures are not valid, since only the
-// committer's new leaf is checked.
+// trees are cheap to build; only leaf 0 has a real signature key, since
+// only the committer's new leaf is verified.
 type benchTree struct {
 	tree   *ratchetTree
 	sig    *SignaturePrivateKey
@@ -53,9 +53,14 @@ func getBenchTree(b *testing.B, n int) *benchTree {
 		x := LeafIndex(i).node()
 		k := derive(x)
 		bt.keys[x] = k
+		sigKey := sig.PublicKey()
+		if i > 0 {
+			// Only leaf 0 signs; the others need distinct keys only.
+			sigKey = binary.BigEndian.AppendUint32(make([]byte, 28), uint32(i))
+		}
 		leaf := &LeafNode{
 			EncryptionKey: k.PublicKey(),
-			SignatureKey:  sig.PublicKey(),
+			SignatureKey:  sigKey,
 			Credential:    Credential{Type: CredentialBasic, Identity: []byte(fmt.Sprintf("member-%d@example.org", i))},
 			Capabilities: Capabilities{
 				Versions:     []ProtocolVersion{ProtocolMLS10},
