@@ -66,6 +66,19 @@ func (g *Group) Process(msg *MLSMessage) (*Processed, error) {
 	if msg.Version != ProtocolMLS10 {
 		return nil, fmt.Errorf("mls: message has unsupported version %d", msg.Version)
 	}
+	if g.pending != nil {
+		// Our own commit, echoed by the relay: it was accepted. A
+		// PrivateMessage of ours would not decrypt (its generation is
+		// used), so it is recognised by its bytes.
+		if enc, err := msg.Marshal(); err == nil && bytes.Equal(enc, g.pending.encoded) {
+			ac := g.pending.ac
+			res, err := g.MergePendingCommit()
+			if err != nil {
+				return nil, err
+			}
+			return &Processed{ContentType: ContentTypeCommit, Sender: ac.Content.Sender, AuthenticatedData: ac.Content.AuthenticatedData, Epoch: ac.Content.Epoch, Commit: res}, nil
+		}
+	}
 	ac, past, err := g.unprotect(msg)
 	if err != nil {
 		return nil, err
@@ -288,7 +301,10 @@ func (g *Group) processCommit(ac *AuthenticatedContent) (*CommitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !hmac.Equal(st.confirmationTag, ac.Auth.ConfirmationTag) {
+	// A removed member cannot derive the new epoch (the path is not
+	// encrypted to it), so for it the signature and membership tag are
+	// all that authenticate the commit.
+	if !st.removedSelf && !hmac.Equal(st.confirmationTag, ac.Auth.ConfirmationTag) {
 		return nil, errors.New("mls: commit's confirmation tag is invalid")
 	}
 	return g.adopt(st), nil
