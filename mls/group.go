@@ -328,7 +328,7 @@ func (g *Group) startEpoch() {
 // window, dropping the oldest beyond Config.MaxPastEpochs.
 func (g *Group) retireEpoch() {
 	max := g.cfg.maxPastEpochs()
-	if max == 0 {
+	if max == 0 || g.prot == nil {
 		g.past = nil
 		return
 	}

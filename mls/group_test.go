@@ -238,4 +238,52 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	if !bytes.Equal(x1, x2) {
 		t.Fatal("exported secrets differ")
 	}
+
+	// Eve joins by external commit, then resyncs.
+	eve := newTestClient(t, cs, "eve")
+	gi, err := a.GroupInfo(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	giMsg := roundTrip(t, &MLSMessage{Version: ProtocolMLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi})
+	e, commit, err := JoinExternal(cfg, giMsg.GroupInfo, nil, eve.cred, eve.sigKey, ExternalJoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Group{a, b, d} {
+		p, err := g.Process(roundTrip(t, commit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Commit.Added) != 0 || p.Commit.Updated[len(p.Commit.Updated)-1] != e.OwnLeaf() {
+			t.Fatalf("external commit result %+v", p.Commit)
+		}
+	}
+	checkAgree(t, a, b, d, e)
+	gi, err = d.GroupInfo(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err = d.RatchetTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := e.OwnLeaf()
+	e2, commit, err := JoinExternal(cfg, gi, tree, eve.cred, eve.sigKey, ExternalJoinOptions{Resync: &old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Group{a, b, d} {
+		if _, err := g.Process(roundTrip(t, commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkAgree(t, a, b, d, e2)
+	m, err = e2.Encrypt([]byte("back"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.Process(roundTrip(t, m)); err != nil || string(p.ApplicationData) != "back" {
+		t.Fatalf("after resync: %v", err)
+	}
 }

@@ -154,7 +154,7 @@ func (g *Group) finishEpoch(st *stagedCommit, ac *AuthenticatedContent) error {
 	if st.gcBytes, err = st.gc.Marshal(); err != nil {
 		return err
 	}
-	init := g.secrets.nextInit()
+	var init *initSecret
 	switch {
 	case st.externalInit != nil:
 		init = st.externalInit
@@ -166,6 +166,8 @@ func (g *Group) finishEpoch(st *stagedCommit, ac *AuthenticatedContent) error {
 		if init, err = cs.externalInitSecret(priv, st.eff.externalInit.KEMOutput); err != nil {
 			return err
 		}
+	default:
+		init = g.secrets.nextInit()
 	}
 	if st.joiner, err = init.joiner(st.commitSecret, st.gcBytes); err != nil {
 		return err

@@ -84,13 +84,21 @@ func (j *welcomeJoin) readTree(oob RatchetTree) error {
 	if wire == nil {
 		return errors.New("mls: welcome has no ratchet_tree extension and no tree was given")
 	}
-	if j.tree, err = newRatchetTree(j.cs, wire); err != nil {
-		return err
+	j.tree, err = validateJoinTree(j.cfg, j.cs, wire, &gi.GroupContext)
+	return err
+}
+
+// validateJoinTree builds and validates the ratchet tree of a group being
+// joined, with the application's credential checks, and checks its hash
+// against the GroupContext's. See RFC 9420, Sections 12.4.3.1 and
+// 12.4.3.2.
+func validateJoinTree(cfg *Config, cs CipherSuite, wire RatchetTree, gc *GroupContext) (*ratchetTree, error) {
+	tree, err := newRatchetTree(cs, wire)
+	if err != nil {
+		return nil, err
 	}
-	gc := &gi.GroupContext
-	g := &Group{cfg: *j.cfg, cs: j.cs}
 	check := func(i LeafIndex, l *LeafNode) error {
-		if err := g.cfg.ValidateCredential(j.cs, &l.Credential, l.SignatureKey); err != nil {
+		if err := cfg.ValidateCredential(cs, &l.Credential, l.SignatureKey); err != nil {
 			return fmt.Errorf("mls: leaf %d: credential rejected: %w", i, err)
 		}
 		if err := checkSupportsGroup(&l.Capabilities, gc.Extensions); err != nil {
@@ -98,17 +106,20 @@ func (j *welcomeJoin) readTree(oob RatchetTree) error {
 		}
 		return nil
 	}
-	if err := j.tree.validate(gc.GroupID, check); err != nil {
-		return err
+	if err := tree.validate(gc.GroupID, check); err != nil {
+		return nil, err
 	}
-	treeHash, err := j.tree.rootHash()
+	treeHash, err := tree.rootHash()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !bytes.Equal(treeHash, gc.TreeHash) {
-		return errors.New("mls: ratchet tree's hash differs from the GroupInfo's tree_hash")
+		return nil, errors.New("mls: ratchet tree's hash differs from the GroupInfo's tree_hash")
 	}
-	return validateGroupExtensions(j.cs, gc.Extensions, j.cfg.ValidateCredential)
+	if err := validateGroupExtensions(cs, gc.Extensions, cfg.ValidateCredential); err != nil {
+		return nil, err
+	}
+	return tree, nil
 }
 
 // verifyGroupInfo checks the GroupInfo's signature with the key of the
