@@ -3,6 +3,8 @@ module github.com/tainik/tainik
 go 1.26.8
 
 require (
-	github.com/cloudflare/circl v1.6.5 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
+	go.etcd.io/bbolt v1.5.0
+	golang.org/x/crypto v0.58.0
 )
+
+require golang.org/x/sys v0.49.0 // indirect
