@@ -3,8 +3,13 @@ module github.com/tainik/tainik
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.58.0
 )
 
-require golang.org/x/sys v0.49.0 // indirect
+require (
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)
