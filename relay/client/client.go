@@ -176,7 +176,6 @@ func (c *Client) setConn(ws *websocket.Conn, nonce [relay.NonceSize]byte) {
 func (c *Client) run(ws *websocket.Conn) {
 	defer close(c.done)
 	for {
-		c.resubscribe()
 		c.readLoop(ws)
 		c.mu.Lock()
 		c.ws = nil
@@ -210,6 +209,7 @@ func (c *Client) run(ws *websocket.Conn) {
 			backoff = min(2*backoff, c.opts.MaxBackoff)
 		}
 		c.setConn(ws, nonce)
+		c.resubscribe()
 	}
 }
 
@@ -225,11 +225,18 @@ func (c *Client) readLoop(ws *websocket.Conn) {
 		}
 		if id == 0 {
 			if lp, ok := m.(*relay.LogPush); ok {
+				// Entries arrive in order; after a resubscription the
+				// relay may repeat some, which are dropped here.
 				c.mu.Lock()
-				if s := c.logSubs[lp.LogID]; s != nil && lp.Entry.Seq >= s.next {
+				s := c.logSubs[lp.LogID]
+				stale := s != nil && lp.Entry.Seq < s.next
+				if s != nil && !stale {
 					s.next = lp.Entry.Seq + 1
 				}
 				c.mu.Unlock()
+				if stale {
+					continue
+				}
 			}
 			select {
 			case c.pushes <- m:

@@ -64,13 +64,18 @@ func (c *conn) serve() {
 		if err != nil {
 			var re *relay.Error
 			errors.As(err, &re)
-			c.sendError(id, re)
-			if re.Code != relay.CodeUnknownCommand {
-				// The stream can no longer be trusted: close it.
-				c.closeAfterFlush(websocket.StatusProtocolError, re.Message)
-				return
+			if re.Code == relay.CodeUnknownCommand {
+				c.sendError(id, re)
+				continue
 			}
-			continue
+			// The stream can no longer be trusted: answer directly, then
+			// close.
+			c.s.metrics.countError(re.Code)
+			ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+			c.ws.Write(ctx, websocket.MessageBinary, relay.Encode(id, relay.ErrorFrameFor(re)))
+			cancel()
+			c.ws.Close(websocket.StatusProtocolError, re.Message)
+			return
 		}
 		if !isRequest(m.Type()) {
 			c.sendError(id, relay.Errorf(relay.CodeUnknownCommand, "not a request"))
@@ -133,7 +138,7 @@ func (c *conn) send(frame []byte) bool {
 		return false
 	default:
 	}
-	t := time.NewTimer(relay.WriteTimeout)
+	t := time.NewTimer(c.s.cfg.WriteTimeout)
 	defer t.Stop()
 	select {
 	case c.out <- frame:
@@ -154,7 +159,7 @@ func (c *conn) writeLoop() {
 		case <-c.ctx.Done():
 			return
 		case f := <-c.out:
-			ctx, cancel := context.WithTimeout(c.ctx, relay.WriteTimeout)
+			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
 			err := c.ws.Write(ctx, websocket.MessageBinary, f)
 			cancel()
 			if err != nil {
@@ -164,16 +169,6 @@ func (c *conn) writeLoop() {
 			}
 		}
 	}
-}
-
-// closeAfterFlush gives the write loop a moment to send the error frame
-// before closing.
-func (c *conn) closeAfterFlush(code websocket.StatusCode, reason string) {
-	deadline := time.Now().Add(time.Second)
-	for len(c.out) > 0 && time.Now().Before(deadline) && c.ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
-	c.ws.Close(code, reason)
 }
 
 func (c *conn) cleanup() {

@@ -55,6 +55,7 @@ type Config struct {
 	ContactRate      float64       // sends per second per contact address; default 1
 	ContactBurst     int           // default 20
 	ExpireInterval   time.Duration // default 1 minute
+	WriteTimeout     time.Duration // how long a client may leave frames unread; default relay.WriteTimeout
 }
 
 func (c *Config) setDefaults() {
@@ -67,6 +68,7 @@ func (c *Config) setDefaults() {
 	def(&c.LogRetention, 30*24*time.Hour)
 	def(&c.BlobTTL, 7*24*time.Hour)
 	def(&c.ExpireInterval, time.Minute)
+	def(&c.WriteTimeout, relay.WriteTimeout)
 	if c.MaxBlobSize == 0 {
 		c.MaxBlobSize = 64 << 20
 	}
