@@ -146,6 +146,7 @@ func (c *conn) send(frame []byte) bool {
 	case <-c.ctx.Done():
 		return false
 	case <-t.C:
+		c.s.log.Debug("closing slow client")
 		c.s.metrics.slowClosed.Add(1)
 		c.ws.CloseNow()
 		c.cancel()
@@ -163,6 +164,10 @@ func (c *conn) writeLoop() {
 			err := c.ws.Write(ctx, websocket.MessageBinary, f)
 			cancel()
 			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					c.s.log.Debug("closing slow client")
+					c.s.metrics.slowClosed.Add(1)
+				}
 				c.ws.CloseNow()
 				c.cancel()
 				return

@@ -61,6 +61,9 @@ const (
 	expMessage = 'm'
 	expEntry   = 'e'
 	expBlob    = 'b'
+	// expTombstone: an acknowledged message's id, kept for duplicate
+	// detection until the message would have expired.
+	expTombstone = 't'
 )
 
 // Open opens (creating if needed) the embedded store in dir.
@@ -339,7 +342,7 @@ func (s *Bolt) DeleteQueue(ctx context.Context, key relay.ID) error {
 			seqs = append(seqs, append([]byte(nil), k...))
 		}
 		for _, k := range seqs {
-			if err := deleteMessage(tx, key, r, k); err != nil {
+			if err := deleteMessage(tx, key, r, k, false); err != nil {
 				return err
 			}
 		}
@@ -351,7 +354,11 @@ func (s *Bolt) DeleteQueue(ctx context.Context, key relay.ID) error {
 }
 
 // message values: msgid[16] | expires u64 | payload.
-func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte) error {
+//
+// With tombstone set, the message id stays known until the message would
+// have expired, so a sender's retry of an acknowledged message is taken as
+// a duplicate instead of being delivered again.
+func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte, tombstone bool) error {
 	v := tx.Bucket(bMsgs).Get(mk)
 	if v == nil || len(v) < 24 {
 		return ErrNotFound
@@ -361,7 +368,14 @@ func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte) error 
 	if err := tx.Bucket(bExpiry).Delete(expiryKey(exp, expMessage, mk)); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bMsgIDs).Delete(idKey); err != nil {
+	if tombstone {
+		if err := tx.Bucket(bMsgIDs).Put(idKey, make([]byte, 8)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bExpiry).Put(expiryKey(exp, expTombstone, idKey), nil); err != nil {
+			return err
+		}
+	} else if err := tx.Bucket(bMsgIDs).Delete(idKey); err != nil {
 		return err
 	}
 	if r.count > 0 {
@@ -439,10 +453,10 @@ func (s *Bolt) AckMessage(ctx context.Context, key relay.ID, id relay.MsgID) err
 		}
 		idKey := append(append([]byte(nil), key[:]...), id[:]...)
 		seq := tx.Bucket(bMsgIDs).Get(idKey)
-		if seq == nil {
+		if seq == nil || binary.BigEndian.Uint64(seq) == 0 {
 			return ErrNotFound
 		}
-		if err := deleteMessage(tx, key, r, append(key[:], seq...)); err != nil {
+		if err := deleteMessage(tx, key, r, append(key[:], seq...), true); err != nil {
 			return err
 		}
 		return tx.Bucket(bQueues).Put(key[:], r.marshal())
@@ -771,12 +785,15 @@ func (s *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 				key := relay.ID(ref[:32])
 				var r *queueRecord
 				if r, err = getQueue(tx, key); err == nil {
-					if err = deleteMessage(tx, key, r, ref); err == nil {
+					if err = deleteMessage(tx, key, r, ref, false); err == nil {
 						err = tx.Bucket(bQueues).Put(key[:], r.marshal())
 					}
 				}
 			case expEntry:
 				err = tx.Bucket(bEntries).Delete(ref)
+			case expTombstone:
+				err = tx.Bucket(bMsgIDs).Delete(ref)
+				n--
 			case expBlob:
 				err = deleteBlob(tx, relay.ID(ref))
 			}

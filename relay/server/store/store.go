@@ -122,9 +122,10 @@ type Store interface {
 	// DeleteQueue deletes the queue and its messages.
 	DeleteQueue(ctx context.Context, key relay.ID) error
 
-	// AddMessage appends m to the queue and returns its sequence number. A message whose ID is
-	// already in the queue is not stored again (its sequence number is
-	// returned, dup is true). ErrQuota when the queue holds max messages.
+	// AddMessage appends m to the queue and returns its sequence number. A
+	// message whose ID is in the queue, or was acknowledged and would not
+	// yet have expired, is not stored again (dup is true), so a sender's
+	// retry is never delivered twice. ErrQuota when the queue holds max messages.
 	AddMessage(ctx context.Context, key relay.ID, m Message, max int) (seq uint64, dup bool, err error)
 	// Messages returns up to max messages with Seq > after, oldest first,
 	// stopping before maxBytes of payload (but returning at least one).

@@ -119,6 +119,9 @@ func testQueue(t *testing.T, open Opener) {
 	if err := s.AckMessage(ctx, q.Key, relay.MsgID{2}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second AckMessage: got %v, want ErrNotFound", err)
 	}
+	if _, dup, err := s.AddMessage(ctx, q.Key, msg(2), 100); err != nil || !dup {
+		t.Errorf("AddMessage of an acknowledged id: dup %v err %v, want a duplicate", dup, err)
+	}
 	got, _ = s.Messages(ctx, q.Key, 0, 10, 1<<20)
 	if len(got) != 2 || got[0].Seq != 1 || got[1].Seq != 3 {
 		t.Errorf("after ack: got %+v", got)
