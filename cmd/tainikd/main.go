@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -37,7 +38,18 @@ func main() {
 	flag.IntVar(&cfg.ContactBurst, "contact-burst", 0, "burst of sends per contact address (default 20)")
 	logLevel := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	drain := flag.Duration("drain-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown")
 	flag.Parse()
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tainikd:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -73,6 +85,7 @@ func main() {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tainikd:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	cfg.Logger.Info("stopped")

@@ -119,6 +119,9 @@ func (s *Server) startHandler() bool {
 func isRequest(t relay.Type) bool { return t >= relay.TypeQueueCreate && t < relay.TypeOK }
 
 func (c *conn) sendError(id uint32, err error) {
+	if c.ctx.Err() != nil {
+		return // the connection is gone; nobody to answer
+	}
 	f := relay.ErrorFrameFor(err)
 	if f.Code == relay.CodeInternal {
 		// Not the client's fault: log it (no identifiers, no payload).

@@ -75,6 +75,9 @@ func Open(dir string) (*Bolt, error) {
 		Timeout:        5 * time.Second,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
+		// Reserve address space up front: growing the mapping blocks
+		// every reader while it happens.
+		InitialMmapSize: 1 << 30,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: opening database: %w", err)
