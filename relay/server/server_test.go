@@ -445,3 +445,34 @@ func TestReconnectResubscribe(t *testing.T) {
 		t.Errorf("push after reconnect: %x", p.Message.MsgID)
 	}
 }
+
+func TestQuotaAndExpiry(t *testing.T) {
+	r := startRelay(t, server.Config{MaxQueueMessages: 2, MessageTTL: 100 * time.Millisecond, ExpireInterval: 20 * time.Millisecond})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	q, _ := c.CreateQueue(ctx, false)
+	for i := range 2 {
+		if err := c.Send(ctx, q.SenderID, msgID(i), []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCode(t, c.Send(ctx, q.SenderID, msgID(3), []byte("x"), nil), relay.CodeQuotaExceeded)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs, err := c.Receive(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("messages did not expire")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	// Expired messages free the quota.
+	if err := c.Send(ctx, q.SenderID, msgID(4), []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
