@@ -42,7 +42,7 @@ type writeOp struct {
 	done chan error
 }
 
-const maxBatch = 4096
+const maxBatch = 256
 
 var (
 	bQueues  = []byte("queues")
