@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/server/store"
 )
 
 // metrics are counters exported in the Prometheus text format. They are few
@@ -25,7 +27,7 @@ type metrics struct {
 	expired        atomic.Uint64
 	errorsMu       sync.Mutex
 	errors         map[relay.Code]uint64
-	storeStats     func() (batches, writes uint64)
+	storeStats     func() store.Stats
 }
 
 func (m *metrics) countError(c relay.Code) {
@@ -50,6 +52,7 @@ func (m *metrics) write(w io.Writer) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}
 	gauge("tainik_relay_connections", "Open WebSocket connections.", m.connections.Load())
+	gauge("tainik_relay_goroutines", "Goroutines.", int64(runtime.NumGoroutine()))
 	counter("tainik_relay_connections_total", "WebSocket connections accepted.", m.connectionsAll.Load())
 	counter("tainik_relay_requests_total", "Requests received.", m.requests.Load())
 	counter("tainik_relay_queue_messages_total", "Queue messages stored.", m.queueMessages.Load())
@@ -59,9 +62,11 @@ func (m *metrics) write(w io.Writer) {
 	counter("tainik_relay_slow_clients_closed_total", "Connections closed because the client did not read.", m.slowClosed.Load())
 	counter("tainik_relay_expired_total", "Messages, log entries and blobs expired.", m.expired.Load())
 	if m.storeStats != nil {
-		b, wr := m.storeStats()
-		counter("tainik_relay_store_commits_total", "Store transactions flushed to disk.", b)
-		counter("tainik_relay_store_writes_total", "Store writes committed (several share one flush).", wr)
+		st := m.storeStats()
+		counter("tainik_relay_store_commits_total", "Store transactions flushed to disk.", st.Commits)
+		counter("tainik_relay_store_writes_total", "Store writes committed (several share one flush).", st.Writes)
+		fmt.Fprintf(w, "# HELP tainik_relay_store_apply_seconds_total Time spent applying writes in transactions.\n# TYPE tainik_relay_store_apply_seconds_total counter\ntainik_relay_store_apply_seconds_total %.6f\n", st.ApplyTime.Seconds())
+		fmt.Fprintf(w, "# HELP tainik_relay_store_commit_seconds_total Time spent committing (page writes and fsync).\n# TYPE tainik_relay_store_commit_seconds_total counter\ntainik_relay_store_commit_seconds_total %.6f\n", st.CommitTime.Seconds())
 	}
 	fmt.Fprintf(w, "# HELP tainik_relay_errors_total Error frames sent, by code.\n# TYPE tainik_relay_errors_total counter\n")
 	m.errorsMu.Lock()

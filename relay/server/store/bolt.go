@@ -32,9 +32,8 @@ type Bolt struct {
 	mu        sync.RWMutex // guards closed against sends on ops
 	closed    bool
 
-	// Batches counts transactions committed, for metrics and tests.
-	batches, writes uint64
-	statMu          sync.Mutex
+	statMu sync.Mutex
+	stats  Stats
 }
 
 type writeOp struct {
@@ -100,12 +99,19 @@ func Open(dir string) (*Bolt, error) {
 	return s, nil
 }
 
-// Stats returns how many write transactions (each one fsync) and writes
-// the store has committed.
-func (s *Bolt) Stats() (batches, writes uint64) {
+// Stats are the group-commit counters of the embedded store.
+type Stats struct {
+	Commits    uint64        // write transactions, each one fsync
+	Writes     uint64        // writes committed in them
+	ApplyTime  time.Duration // running the writes inside transactions
+	CommitTime time.Duration // committing: writing pages and fsync
+}
+
+// Stats returns the store's counters.
+func (s *Bolt) Stats() Stats {
 	s.statMu.Lock()
 	defer s.statMu.Unlock()
-	return s.batches, s.writes
+	return s.stats
 }
 
 func (s *Bolt) writer() {
@@ -135,6 +141,8 @@ func (s *Bolt) writer() {
 			}
 		}
 		errs = errs[:0]
+		t0 := time.Now()
+		var t1 time.Time
 		tx, err := s.db.Begin(true)
 		if err == nil {
 			for _, o := range batch {
@@ -142,8 +150,10 @@ func (s *Bolt) writer() {
 				// changes anything, so the others can still commit.
 				errs = append(errs, o.fn(tx))
 			}
+			t1 = time.Now()
 			err = tx.Commit()
 		}
+		t2 := time.Now()
 		for i, o := range batch {
 			if err != nil {
 				o.done <- fmt.Errorf("store: commit: %w", err)
@@ -152,8 +162,12 @@ func (s *Bolt) writer() {
 			}
 		}
 		s.statMu.Lock()
-		s.batches++
-		s.writes += uint64(len(batch))
+		s.stats.Commits++
+		s.stats.Writes += uint64(len(batch))
+		if !t1.IsZero() {
+			s.stats.ApplyTime += t1.Sub(t0)
+			s.stats.CommitTime += t2.Sub(t1)
+		}
 		s.statMu.Unlock()
 	}
 }

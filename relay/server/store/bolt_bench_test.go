@@ -49,6 +49,8 @@ func BenchmarkAddMessage(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	batches, writes := s.Stats()
-	b.ReportMetric(float64(writes)/float64(batches), "writes/commit")
+	st := s.Stats()
+	b.ReportMetric(float64(st.Writes)/float64(st.Commits), "writes/commit")
+	b.ReportMetric(float64(st.CommitTime.Microseconds())/float64(st.Commits), "µs/commit")
+	b.ReportMetric(float64(st.ApplyTime.Microseconds())/float64(st.Commits), "µs-apply/commit")
 }
