@@ -107,10 +107,11 @@ type QueueDelete struct{ recipientCommand }
 func (*QueueDelete) Type() Type                      { return TypeQueueDelete }
 func (m *QueueDelete) marshal(b *cryptobyte.Builder) { marshalSigned(m, b) }
 
-// QueueAck acknowledges, and so deletes, one message.
+// QueueAck acknowledges, and so deletes, one or more messages (at most
+// MaxAck).
 type QueueAck struct {
 	RecipientID ID
-	MsgID       MsgID
+	MsgIDs      []MsgID
 	Sig         []byte
 }
 
@@ -119,10 +120,23 @@ func (m *QueueAck) signature() *[]byte            { return &m.Sig }
 func (m *QueueAck) marshal(b *cryptobyte.Builder) { marshalSigned(m, b) }
 func (m *QueueAck) fields(b *cryptobyte.Builder) {
 	b.AddBytes(m.RecipientID[:])
-	b.AddBytes(m.MsgID[:])
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, id := range m.MsgIDs {
+			b.AddBytes(id[:])
+		}
+	})
 }
 func (m *QueueAck) unmarshal(s *cryptobyte.String) bool {
-	return s.CopyBytes(m.RecipientID[:]) && s.CopyBytes(m.MsgID[:]) && readSig(s, &m.Sig)
+	var ids cryptobyte.String
+	if !s.CopyBytes(m.RecipientID[:]) || !s.ReadUint16LengthPrefixed(&ids) ||
+		len(ids) == 0 || len(ids)%MsgIDSize != 0 || len(ids)/MsgIDSize > MaxAck {
+		return false
+	}
+	m.MsgIDs = make([]MsgID, len(ids)/MsgIDSize)
+	for i := range m.MsgIDs {
+		ids.CopyBytes(m.MsgIDs[i][:])
+	}
+	return readSig(s, &m.Sig)
 }
 
 // LogCreate creates a group log for the MLS group GroupID at Epoch. Members

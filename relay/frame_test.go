@@ -17,7 +17,7 @@ func sampleMessages() []Message {
 		&QueueSend{SenderID: id, MsgID: MsgID{7}, Payload: make([]byte, 1024)},
 		&QueueSubscribe{recipientCommand{RecipientID: id, Sig: make([]byte, 64)}},
 		&QueueReceive{recipientCommand{RecipientID: id, Sig: make([]byte, 64)}},
-		&QueueAck{RecipientID: id, MsgID: MsgID{8}, Sig: make([]byte, 64)},
+		&QueueAck{RecipientID: id, MsgIDs: []MsgID{{8}, {9}}, Sig: make([]byte, 64)},
 		&QueueDelete{recipientCommand{RecipientID: id, Sig: make([]byte, 64)}},
 		&LogCreate{GroupID: []byte("g"), Epoch: 3, TokenHash: [32]byte{1}},
 		&LogAppend{LogID: id, Token: ID{2}, Message: []byte("m")},
@@ -94,7 +94,7 @@ func TestDecodeErrors(t *testing.T) {
 func TestSignVerify(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	nonce := bytes.Repeat([]byte{1}, 32)
-	m := &QueueAck{RecipientID: ID{1}, MsgID: MsgID{2}}
+	m := &QueueAck{RecipientID: ID{1}, MsgIDs: []MsgID{{2}}}
 	Sign(m, nonce, priv)
 	_, got, err := Decode(Encode(1, m))
 	if err != nil {
@@ -106,7 +106,7 @@ func TestSignVerify(t *testing.T) {
 	if Verify(got.(*QueueAck), bytes.Repeat([]byte{2}, 32), pub) {
 		t.Error("signature verified under another connection's nonce")
 	}
-	got.(*QueueAck).MsgID[0] ^= 1
+	got.(*QueueAck).MsgIDs[0][0] ^= 1
 	if Verify(got.(*QueueAck), nonce, pub) {
 		t.Error("signature verified over changed fields")
 	}

@@ -22,6 +22,8 @@ const (
 	MaxChunk = 64 * 1024
 	// MaxReceive bounds how many messages one QueueReceive returns.
 	MaxReceive = 100
+	// MaxAck bounds how many message ids one QueueAck carries.
+	MaxAck = 256
 	// MaxLogRead bounds how many entries one LogRead returns.
 	MaxLogRead = 256
 	// MaxGroupID bounds the MLS group id a log is created for.

@@ -96,9 +96,36 @@ func runQueues(cfg config) error {
 	var wg sync.WaitGroup
 	for _, r := range recipients {
 		wg.Add(1)
+		// Acknowledge in batches: a few ackers each take every id
+		// waiting and send one signed QueueAck for them.
+		ids := make(chan relay.MsgID, 8192)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					var batch []relay.MsgID
+					select {
+					case id := <-ids:
+						batch = append(batch, id)
+					case <-work.Done():
+						return
+					}
+				more:
+					for len(batch) < relay.MaxAck {
+						select {
+						case id := <-ids:
+							batch = append(batch, id)
+						default:
+							break more
+						}
+					}
+					r.c.Ack(work, r.q, batch...)
+				}
+			}()
+		}
 		go func() {
 			defer wg.Done()
-			acks := make(chan struct{}, 32)
 			for {
 				var m relay.Message
 				select {
@@ -116,11 +143,11 @@ func runQueues(cfg config) error {
 					e2e.add(time.Since(start))
 					received.Add(1)
 				}
-				acks <- struct{}{}
-				go func() {
-					defer func() { <-acks }()
-					r.c.Ack(work, r.q, p.Message.MsgID)
-				}()
+				select {
+				case ids <- p.Message.MsgID:
+				case <-work.Done():
+					return
+				}
 			}
 		}()
 	}

@@ -451,10 +451,12 @@ func (c *Client) Receive(ctx context.Context, q Queue) ([]relay.QueueMessage, er
 	return r.Messages, nil
 }
 
-// Ack acknowledges, and so deletes, a message.
-func (c *Client) Ack(ctx context.Context, q Queue, id relay.MsgID) error {
+// Ack acknowledges, and so deletes, messages (at most relay.MaxAck in one
+// call). It returns a CodeNotFound error only if none of them was in the
+// queue.
+func (c *Client) Ack(ctx context.Context, q Queue, ids ...relay.MsgID) error {
 	_, err := expect[*relay.OK](c.do(ctx, func(nonce []byte) relay.Message {
-		m := &relay.QueueAck{RecipientID: q.RecipientID, MsgID: id}
+		m := &relay.QueueAck{RecipientID: q.RecipientID, MsgIDs: ids}
 		relay.Sign(m, nonce, q.Key)
 		return m
 	}))

@@ -198,7 +198,7 @@ func TestBadInput(t *testing.T) {
 		c.wantError(1, relay.CodeNotFound)
 		c.write(relay.Encode(2, &relay.BlobGet{DownloadToken: relay.ID{9}}))
 		c.wantError(2, relay.CodeNotFound)
-		m := &relay.QueueAck{RecipientID: relay.ID{9}}
+		m := &relay.QueueAck{RecipientID: relay.ID{9}, MsgIDs: []relay.MsgID{{1}}}
 		_, key, _ := ed25519.GenerateKey(nil)
 		relay.Sign(m, c.nonce, key)
 		c.write(relay.Encode(3, m))

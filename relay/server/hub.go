@@ -101,13 +101,15 @@ func (h *hub) unsubscribeQueue(key relay.ID) {
 	}
 }
 
-func (h *hub) acked(c *conn, key relay.ID, id relay.MsgID) {
+func (h *hub) acked(c *conn, key relay.ID, ids []relay.MsgID) {
 	c.mu.Lock()
 	sub := c.queueSubs[key]
 	c.mu.Unlock()
 	if sub != nil {
 		sub.mu.Lock()
-		delete(sub.pushed, id)
+		for _, id := range ids {
+			delete(sub.pushed, id)
+		}
 		sub.mu.Unlock()
 		kick(sub.kick)
 	}

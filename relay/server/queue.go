@@ -123,8 +123,8 @@ func (c *conn) queueAck(ctx context.Context, m *relay.QueueAck) (relay.Message, 
 	if err != nil {
 		return nil, err
 	}
-	err = c.s.store.AckMessage(ctx, q.Key, m.MsgID)
-	c.s.hub.acked(c, q.Key, m.MsgID)
+	_, err = c.s.store.AckMessages(ctx, q.Key, m.MsgIDs)
+	c.s.hub.acked(c, q.Key, m.MsgIDs)
 	if err != nil {
 		return nil, err
 	}

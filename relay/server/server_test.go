@@ -129,10 +129,8 @@ func TestQueue(t *testing.T) {
 	if p.Message.MsgID != msgID(2) || len(p.Message.Payload) != 4096 {
 		t.Errorf("second push: %x, %d bytes", p.Message.MsgID, len(p.Message.Payload))
 	}
-	for _, id := range []relay.MsgID{msgID(1), msgID(2)} {
-		if err := recv.Ack(ctx, q, id); err != nil {
-			t.Fatal(err)
-		}
+	if err := recv.Ack(ctx, q, msgID(1), msgID(2)); err != nil {
+		t.Fatal(err)
 	}
 	wantCode(t, recv.Ack(ctx, q, msgID(1)), relay.CodeNotFound)
 	if msgs, _ := recv.Receive(ctx, q); len(msgs) != 0 {

@@ -462,22 +462,30 @@ func (s *Bolt) Messages(ctx context.Context, key relay.ID, after uint64, max, ma
 	return out, err
 }
 
-func (s *Bolt) AckMessage(ctx context.Context, key relay.ID, id relay.MsgID) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+func (s *Bolt) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID) (int, error) {
+	n := 0
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		r, err := getQueue(tx, key)
 		if err != nil {
 			return err
 		}
-		idKey := append(append([]byte(nil), key[:]...), id[:]...)
-		seq := tx.Bucket(bMsgIDs).Get(idKey)
-		if seq == nil || binary.BigEndian.Uint64(seq) == 0 {
-			return ErrNotFound
+		for _, id := range ids {
+			idKey := append(append([]byte(nil), key[:]...), id[:]...)
+			seq := tx.Bucket(bMsgIDs).Get(idKey)
+			if seq == nil || binary.BigEndian.Uint64(seq) == 0 {
+				continue
+			}
+			if err := deleteMessage(tx, key, r, append(key[:], seq...), true); err != nil {
+				return err
+			}
+			n++
 		}
-		if err := deleteMessage(tx, key, r, append(key[:], seq...), true); err != nil {
-			return err
+		if n == 0 {
+			return ErrNotFound
 		}
 		return tx.Bucket(bQueues).Put(key[:], r.marshal())
 	})
+	return n, err
 }
 
 func marshalLog(l *Log) []byte {

@@ -130,8 +130,10 @@ type Store interface {
 	// Messages returns up to max messages with Seq > after, oldest first,
 	// stopping before maxBytes of payload (but returning at least one).
 	Messages(ctx context.Context, key relay.ID, after uint64, max, maxBytes int) ([]Message, error)
-	// AckMessage deletes one message; ErrNotFound if it is not there.
-	AckMessage(ctx context.Context, key relay.ID, id relay.MsgID) error
+	// AckMessages deletes the messages with the given ids and returns how
+	// many it deleted; ids not in the queue are skipped. ErrNotFound if
+	// none was there.
+	AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID) (int, error)
 
 	// CreateLog stores a new log; ErrExists if the id is taken.
 	CreateLog(ctx context.Context, l Log) error

@@ -113,11 +113,11 @@ func testQueue(t *testing.T, open Opener) {
 	if got, _ := s.Messages(ctx, q.Key, 1, 10, 1); len(got) != 1 || got[0].Seq != 2 {
 		t.Errorf("Messages after 1 with a byte limit: got %d messages", len(got))
 	}
-	if err := s.AckMessage(ctx, q.Key, relay.MsgID{2}); err != nil {
-		t.Fatal(err)
+	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}, {77}}); err != nil || n != 1 {
+		t.Fatalf("AckMessages: %d, %v", n, err)
 	}
-	if err := s.AckMessage(ctx, q.Key, relay.MsgID{2}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("second AckMessage: got %v, want ErrNotFound", err)
+	if _, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second AckMessages: got %v, want ErrNotFound", err)
 	}
 	if _, dup, err := s.AddMessage(ctx, q.Key, msg(2), 100); err != nil || !dup {
 		t.Errorf("AddMessage of an acknowledged id: dup %v err %v, want a duplicate", dup, err)
@@ -139,7 +139,7 @@ func testQueueDurable(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 	}
-	s.AckMessage(ctx, q.Key, relay.MsgID{1})
+	s.AckMessages(ctx, q.Key, []relay.MsgID{{1}})
 	s = reopen()
 	q2, err := s.QueueByRecipient(ctx, rid)
 	if err != nil || q2.Key != q.Key {
