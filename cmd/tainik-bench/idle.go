@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +74,7 @@ func runIdle(cfg config) error {
 
 	time.Sleep(500 * time.Millisecond)
 	base := rss(pid)
+	m0 := scrape(hc, a.HostPort)
 	conns := make([]*websocket.Conn, cfg.idle)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
@@ -103,11 +107,16 @@ func runIdle(cfg config) error {
 	// Let the relay settle (GC) before measuring.
 	time.Sleep(3 * time.Second)
 	after := rss(pid)
+	m1 := scrape(hc, a.HostPort)
 	open := int64(cfg.idle) - failed.Load()
 	fmt.Printf("mode=idle connections=%d (failed %d) setup=%v\n", open, failed.Load(), setup.Round(time.Millisecond))
 	fmt.Printf("relay RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(base)/(1<<20), float64(after)/(1<<20))
 	if open > 0 {
-		fmt.Printf("relay memory per idle connection: %.1f KB\n", float64(after-base)/float64(open)/1000)
+		fmt.Printf("relay memory per idle connection: %.1f KB RSS (Go heap %.1f KB, stacks %.1f KB, %.1f goroutines)\n",
+			float64(after-base)/float64(open)/1000,
+			(m1["tainik_relay_heap_inuse_bytes"]-m0["tainik_relay_heap_inuse_bytes"])/float64(open)/1000,
+			(m1["tainik_relay_stack_inuse_bytes"]-m0["tainik_relay_stack_inuse_bytes"])/float64(open)/1000,
+			(m1["tainik_relay_goroutines"]-m0["tainik_relay_goroutines"])/float64(open))
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -118,4 +127,25 @@ func runIdle(cfg config) error {
 		}
 	}
 	return nil
+}
+
+// scrape reads the relay's gauges from /metrics.
+func scrape(hc *http.Client, hostPort string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := hc.Get("https://" + hostPort + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +26,8 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	sem    chan struct{}
+	// writing is set while a writeLoop goroutine runs.
+	writing atomic.Bool
 
 	// mu guards the subscription maps. Lock order: hub.mu before conn.mu.
 	mu        sync.Mutex
@@ -48,7 +51,6 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 
 func (c *conn) serve() {
 	defer c.cleanup()
-	go c.writeLoop()
 	c.send(relay.Encode(0, &relay.Hello{Nonce: c.nonce}))
 	for {
 		typ, frame, err := c.ws.Read(c.ctx)
@@ -136,6 +138,7 @@ func (c *conn) sendError(id uint32, err error) {
 func (c *conn) send(frame []byte) bool {
 	select {
 	case c.out <- frame:
+		c.startWriter()
 		return true
 	case <-c.ctx.Done():
 		return false
@@ -145,6 +148,7 @@ func (c *conn) send(frame []byte) bool {
 	defer t.Stop()
 	select {
 	case c.out <- frame:
+		c.startWriter()
 		return true
 	case <-c.ctx.Done():
 		return false
@@ -157,24 +161,42 @@ func (c *conn) send(frame []byte) bool {
 	}
 }
 
+// startWriter makes sure a writer goroutine is draining c.out. The writer
+// exits when the buffer is empty, so an idle connection holds no writer
+// goroutine (and no stack for it).
+func (c *conn) startWriter() {
+	if c.writing.CompareAndSwap(false, true) {
+		go c.writeLoop()
+	}
+}
+
 func (c *conn) writeLoop() {
 	for {
+		var f []byte
 		select {
 		case <-c.ctx.Done():
 			return
-		case f := <-c.out:
-			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageBinary, f)
-			cancel()
-			if err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
-					c.s.log.Debug("closing slow client")
-					c.s.metrics.slowClosed.Add(1)
-				}
-				c.ws.CloseNow()
-				c.cancel()
+		case f = <-c.out:
+		default:
+			c.writing.Store(false)
+			// A frame queued between the empty check and the Store
+			// would otherwise wait for the next send.
+			if len(c.out) == 0 || !c.writing.CompareAndSwap(false, true) {
 				return
 			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+		err := c.ws.Write(ctx, websocket.MessageBinary, f)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.s.log.Debug("closing slow client")
+				c.s.metrics.slowClosed.Add(1)
+			}
+			c.ws.CloseNow()
+			c.cancel()
+			return
 		}
 	}
 }

@@ -53,6 +53,10 @@ func (m *metrics) write(w io.Writer) {
 	}
 	gauge("tainik_relay_connections", "Open WebSocket connections.", m.connections.Load())
 	gauge("tainik_relay_goroutines", "Goroutines.", int64(runtime.NumGoroutine()))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge("tainik_relay_heap_inuse_bytes", "Go heap in use.", int64(ms.HeapInuse))
+	gauge("tainik_relay_stack_inuse_bytes", "Goroutine stacks in use.", int64(ms.StackInuse))
 	counter("tainik_relay_connections_total", "WebSocket connections accepted.", m.connectionsAll.Load())
 	counter("tainik_relay_requests_total", "Requests received.", m.requests.Load())
 	counter("tainik_relay_queue_messages_total", "Queue messages stored.", m.queueMessages.Load())

@@ -51,7 +51,7 @@ type Config struct {
 	MaxQueueMessages int           // default 10 000
 	MaxSubscriptions int           // per connection; default 1024
 	MaxInFlight      int           // requests in flight per connection; default 64
-	OutboundFrames   int           // frames buffered per connection; default 256
+	OutboundFrames   int           // frames buffered per connection; default 64
 	ContactRate      float64       // sends per second per contact address; default 1
 	ContactBurst     int           // default 20
 	ExpireInterval   time.Duration // default 1 minute
@@ -82,7 +82,7 @@ func (c *Config) setDefaults() {
 		c.MaxInFlight = 64
 	}
 	if c.OutboundFrames == 0 {
-		c.OutboundFrames = 256
+		c.OutboundFrames = 64
 	}
 	if c.ContactRate == 0 {
 		c.ContactRate = 1
@@ -295,12 +295,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.log.Debug("connection opened")
 	}
-	c.serve()
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.metrics.connections.Add(-1)
-	s.log.Debug("connection closed")
+	// Serve on a fresh goroutine and let the HTTP handler's goroutine
+	// end: its stack grew during the TLS handshake, and an idle
+	// connection should not keep it.
+	go func() {
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.metrics.connections.Add(-1)
+		s.log.Debug("connection closed")
+	}()
 }
 
 // errorFor maps store errors to protocol errors.
