@@ -1,0 +1,69 @@
+// Command tainik-bench drives a Tainik relay over loopback and prints
+// messages per second, end-to-end latency, the relay's CPU and its memory
+// per idle connection; with -mode nats it runs the same publish workload
+// against NATS JetStream for reference.
+//
+//	go run ./cmd/tainik-bench -mode throughput
+//	go run ./cmd/tainik-bench -mode latency -rate 20000
+//	go run ./cmd/tainik-bench -mode idle -idle 100000
+//	go run ./cmd/tainik-bench -mode nats -nats nats://127.0.0.1:4223
+//
+// Without -addr it builds ./cmd/tainikd (run it from the repository root)
+// and starts the relay on a fresh data directory, so it can measure the
+// relay process. Every run stops by itself.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+)
+
+type config struct {
+	mode       string
+	addr       string
+	tainikd    string
+	senders    int
+	recipients int
+	size       int
+	duration   time.Duration
+	rate       int
+	idle       int
+	natsURL    string
+	natsConns  int
+	cpuProfile string
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.mode, "mode", "throughput", "throughput, latency, idle or nats")
+	flag.StringVar(&cfg.addr, "addr", "", "relay address (tainik://...); empty starts a relay")
+	flag.StringVar(&cfg.tainikd, "tainikd", "", "tainikd binary to start; empty builds ./cmd/tainikd")
+	flag.IntVar(&cfg.senders, "senders", 1000, "sending connections")
+	flag.IntVar(&cfg.recipients, "recipients", 100, "receiving connections (one queue each)")
+	flag.IntVar(&cfg.size, "size", 512, "message content size in bytes (padded to the next bucket)")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measuring time")
+	flag.IntVar(&cfg.rate, "rate", 20000, "messages per second in latency mode")
+	flag.IntVar(&cfg.idle, "idle", 1000, "idle connections in idle mode")
+	flag.StringVar(&cfg.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server for -mode nats")
+	flag.IntVar(&cfg.natsConns, "nats-conns", 50, "NATS connections shared by the publishers")
+	flag.StringVar(&cfg.cpuProfile, "relay-cpuprofile", "", "have the started relay write a CPU profile here")
+	flag.Parse()
+
+	var err error
+	switch cfg.mode {
+	case "throughput", "latency":
+		err = runQueues(cfg)
+	case "idle":
+		err = runIdle(cfg)
+	case "nats":
+		err = runNATS(cfg)
+	default:
+		err = fmt.Errorf("unknown -mode %q", cfg.mode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tainik-bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/client"
+)
+
+// latencies collects samples.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) quantiles() (p50, p99 time.Duration, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(l.d)
+	return l.d[len(l.d)/2], l.d[len(l.d)*99/100], len(l.d)
+}
+
+// runQueues: senders send 512-byte messages to recipients' queues; each
+// send is acknowledged after fsync; recipients subscribe and acknowledge
+// every message. End-to-end latency runs from the start of Send to the
+// push at the recipient.
+func runQueues(cfg config) error {
+	addr := cfg.addr
+	pid := 0
+	if addr == "" {
+		p, err := startRelay(cfg)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		addr, pid = p.addr, p.cmd.Process.Pid
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+2*time.Minute)
+	defer cancel()
+	raiseFDLimit(cfg.senders + cfg.recipients + 1000)
+
+	dial := func() (*client.Client, error) {
+		return client.Dial(ctx, addr, client.Options{PushBuffer: 4096})
+	}
+	type recipient struct {
+		c *client.Client
+		q client.Queue
+	}
+	recipients := make([]recipient, cfg.recipients)
+	for i := range recipients {
+		c, err := dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		q, err := c.CreateQueue(ctx, false)
+		if err != nil {
+			return err
+		}
+		if err := c.Subscribe(ctx, q); err != nil {
+			return err
+		}
+		recipients[i] = recipient{c, q}
+	}
+	senders := make([]*client.Client, cfg.senders)
+	for i := range senders {
+		c, err := dial()
+		if err != nil {
+			return fmt.Errorf("sender %d: %w", i, err)
+		}
+		defer c.Close()
+		senders[i] = c
+	}
+
+	var e2e, sendLat latencies
+	var sent, received, failed atomic.Int64
+	measuring := atomic.Bool{}
+	work, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, r := range recipients {
+		wg.Add(1)
+		// Acknowledge in batches: a few ackers each take every id
+		// waiting and send one signed QueueAck for them.
+		ids := make(chan relay.MsgID, 8192)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					var batch []relay.MsgID
+					select {
+					case id := <-ids:
+						batch = append(batch, id)
+					case <-work.Done():
+						return
+					}
+				more:
+					for len(batch) < relay.MaxAck {
+						select {
+						case id := <-ids:
+							batch = append(batch, id)
+						default:
+							break more
+						}
+					}
+					r.c.Ack(work, r.q, batch...)
+				}
+			}()
+		}
+		go func() {
+			defer wg.Done()
+			for {
+				var m relay.Message
+				select {
+				case m = <-r.c.Pushes():
+				case <-work.Done():
+					return
+				}
+				p, ok := m.(*relay.QueuePush)
+				if !ok {
+					continue
+				}
+				content, err := relay.Unpad(p.Message.Payload)
+				if err == nil && len(content) >= 8 && measuring.Load() {
+					start := time.Unix(0, int64(binary.BigEndian.Uint64(content)))
+					e2e.add(time.Since(start))
+					received.Add(1)
+				}
+				select {
+				case ids <- p.Message.MsgID:
+				case <-work.Done():
+					return
+				}
+			}
+		}()
+	}
+	// In latency mode each sender sends at rate/senders per second.
+	var interval time.Duration
+	if cfg.mode == "latency" {
+		interval = time.Duration(float64(time.Second) * float64(cfg.senders) / float64(cfg.rate))
+	}
+	for i, c := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := recipients[i%len(recipients)]
+			content := make([]byte, cfg.size)
+			rand.Read(content)
+			next := time.Now().Add(time.Duration(i) * interval / time.Duration(len(senders)))
+			for n := 0; work.Err() == nil; n++ {
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-work.Done():
+							return
+						}
+					}
+					next = next.Add(interval)
+				}
+				var id relay.MsgID
+				binary.BigEndian.PutUint32(id[:], uint32(i))
+				binary.BigEndian.PutUint64(id[4:], uint64(n))
+				start := time.Now()
+				binary.BigEndian.PutUint64(content, uint64(start.UnixNano()))
+				err := c.Send(work, r.q.SenderID, id, content, nil)
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						failed.Add(1)
+					}
+					continue
+				}
+				if measuring.Load() {
+					sent.Add(1)
+					sendLat.add(time.Since(start))
+				}
+			}
+		}()
+	}
+	// Warm up, then measure.
+	time.Sleep(2 * time.Second)
+	cpu0 := cpuTime(pid)
+	measuring.Store(true)
+	t0 := time.Now()
+	time.Sleep(cfg.duration)
+	measuring.Store(false)
+	elapsed := time.Since(t0)
+	cpu1 := cpuTime(pid)
+	stop()
+	wg.Wait()
+
+	s50, s99, _ := sendLat.quantiles()
+	e50, e99, en := e2e.quantiles()
+	fmt.Printf("mode=%s senders=%d recipients=%d size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.recipients, cfg.size, elapsed.Round(time.Millisecond))
+	if cfg.mode == "latency" {
+		fmt.Printf("target rate: %d msg/s\n", cfg.rate)
+	}
+	fmt.Printf("durable sends acknowledged: %.0f msg/s (%d in %v, %d failed)\n", float64(sent.Load())/elapsed.Seconds(), sent.Load(), elapsed.Round(time.Millisecond), failed.Load())
+	fmt.Printf("delivered: %.0f msg/s\n", float64(received.Load())/elapsed.Seconds())
+	fmt.Printf("send→ack latency: p50 %v p99 %v\n", s50.Round(10*time.Microsecond), s99.Round(10*time.Microsecond))
+	fmt.Printf("end-to-end latency (send→push): p50 %v p99 %v (%d samples)\n", e50.Round(10*time.Microsecond), e99.Round(10*time.Microsecond), en)
+	if pid != 0 {
+		fmt.Printf("relay CPU: %.2f cores (%v over %v)\n", (cpu1-cpu0).Seconds()/elapsed.Seconds(), cpu1-cpu0, elapsed.Round(time.Millisecond))
+		fmt.Printf("relay RSS: %.1f MiB\n", float64(rss(pid))/(1<<20))
+	}
+	return nil
+}

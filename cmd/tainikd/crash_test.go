@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/client"
+)
+
+func mlsMessage(groupID []byte, epoch uint64, contentType uint8, body []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, 1)
+	b = binary.BigEndian.AppendUint16(b, relay.WireFormatPrivateMessage)
+	b = relay.AppendVarint(b, uint32(len(groupID)))
+	b = append(b, groupID...)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = append(b, contentType)
+	return append(b, body...)
+}
+
+// TestCrash runs the relay as a process under concurrent clients, kills it
+// with SIGKILL at random moments, restarts it on the same data, and checks
+// that every acknowledged send is delivered, none after its
+// acknowledgement, and that every reader sees the same group log.
+func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a relay process")
+	}
+	bin := buildRelay(t)
+	dir := t.TempDir()
+	listen := freePort(t)
+	p := startProc(t, bin, dir, listen)
+	addr := p.addr
+	ctx := testContext(t, 2*time.Minute)
+
+	dial := func() *client.Client {
+		c, err := client.Dial(ctx, addr, client.Options{MaxBackoff: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	const nRecipients, nSenders, nAppenders = 4, 8, 4
+	type recipient struct {
+		c *client.Client
+		q client.Queue
+	}
+	recipients := make([]recipient, nRecipients)
+	for i := range recipients {
+		c := dial()
+		q, err := c.CreateQueue(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		recipients[i] = recipient{c, q}
+	}
+	gid := []byte("crash-group")
+	logc := dial()
+	lg, err := logc.CreateLog(ctx, gid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	work, stopWork := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ackedSend := map[relay.MsgID]int{} // id → recipient
+	delivered := map[relay.MsgID]bool{}
+	// ackedRecv maps an acknowledged id to how many pushes its recipient
+	// had taken or had waiting when the acknowledgement was answered:
+	// pushes up to that count were sent before the relay answered the ack
+	// (a redelivery after a reconnect may be among them) and are allowed;
+	// a later push of that id is a violation.
+	ackedRecv := map[relay.MsgID]int{}
+	var violations []string
+	appended := map[uint64][]byte{} // seq → message
+
+	// retry calls f until it succeeds or work ends; relay errors other than
+	// disconnections are failures.
+	retry := func(f func(context.Context) error) bool {
+		for work.Err() == nil {
+			actx, cancel := context.WithTimeout(work, 3*time.Second)
+			err := f(actx)
+			cancel()
+			if err == nil {
+				return true
+			}
+			var re *relay.Error
+			if errors.As(err, &re) {
+				return false
+			}
+			time.Sleep(20 * time.Millisecond) // retry interval while the relay restarts
+		}
+		return false
+	}
+
+	for s := range nSenders {
+		c := dial()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; work.Err() == nil; n++ {
+				var id relay.MsgID
+				binary.BigEndian.PutUint32(id[:], uint32(s))
+				binary.BigEndian.PutUint32(id[4:], uint32(n))
+				r := n % nRecipients
+				body := make([]byte, 500)
+				rand.Read(body)
+				if retry(func(ctx context.Context) error {
+					return c.Send(ctx, recipients[r].q.SenderID, id, body, nil)
+				}) {
+					mu.Lock()
+					ackedSend[id] = r
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, r := range recipients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			taken := 0
+			for {
+				var m relay.Message
+				select {
+				case m = <-r.c.Pushes():
+				case <-work.Done():
+					return
+				}
+				p, ok := m.(*relay.QueuePush)
+				if !ok {
+					continue
+				}
+				id := p.Message.MsgID
+				taken++
+				mu.Lock()
+				if bound, ok := ackedRecv[id]; ok && taken > bound {
+					violations = append(violations, fmt.Sprintf("message %x delivered after its acknowledgement", id))
+				}
+				delivered[id] = true
+				mu.Unlock()
+				if retry(func(ctx context.Context) error {
+					err := r.c.Ack(ctx, r.q, id)
+					if errors.Is(err, &relay.Error{Code: relay.CodeNotFound}) {
+						return nil // acknowledged before a crash
+					}
+					return err
+				}) {
+					mu.Lock()
+					ackedRecv[id] = taken + len(r.c.Pushes())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var epoch atomic.Uint64
+	for a := range nAppenders {
+		c := dial()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; work.Err() == nil; n++ {
+				ct := uint8(relay.ContentTypeApplication)
+				if a == 0 && n%5 == 0 {
+					ct = relay.ContentTypeCommit
+				}
+				msg := mlsMessage(gid, epoch.Load(), ct, []byte(fmt.Sprintf("appender %d message %d", a, n)))
+				var seq uint64
+				retry(func(ctx context.Context) error {
+					s, e, err := c.Append(ctx, lg, msg)
+					var re *relay.Error
+					if errors.As(err, &re) && (re.Code == relay.CodeStaleEpoch || re.Code == relay.CodeFutureEpoch) {
+						epoch.Store(re.Detail)
+						return re
+					}
+					if err == nil {
+						seq = s
+						if e > epoch.Load() {
+							epoch.Store(e)
+						}
+					}
+					return err
+				})
+				if seq != 0 {
+					mu.Lock()
+					appended[seq] = msg
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+
+	const kills = 3
+	for k := range kills {
+		// Let the load run, then kill at a random moment.
+		time.Sleep(time.Duration(300+mrand.IntN(500)) * time.Millisecond)
+		p.kill()
+		p = startProc(t, bin, dir, listen)
+		if p.addr != addr {
+			t.Fatalf("restart %d: address changed to %s", k, p.addr)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopWork()
+	wg.Wait()
+
+	// Drain every queue with fresh connections.
+	final := dial()
+	for _, r := range recipients {
+		for {
+			msgs, err := final.Receive(ctx, r.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			for _, m := range msgs {
+				if _, ok := ackedRecv[m.MsgID]; ok {
+					violations = append(violations, fmt.Sprintf("message %x still queued after its acknowledgement", m.MsgID))
+				}
+				delivered[m.MsgID] = true
+				if err := final.Ack(ctx, r.q, m.MsgID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, v := range violations {
+		t.Error(v)
+	}
+	lost := 0
+	for id := range ackedSend {
+		if !delivered[id] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged messages were not delivered", lost, len(ackedSend))
+	}
+	if len(ackedSend) < 100 {
+		t.Errorf("only %d sends acknowledged; the load did not run", len(ackedSend))
+	}
+
+	// Every reader sees the same log, containing every acknowledged append.
+	var orders [][][]byte
+	for range 2 {
+		c := dial()
+		var order [][]byte
+		for from := uint64(1); ; {
+			got, err := c.Read(ctx, lg, from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range got.Entries {
+				if e.Seq != uint64(len(order)+1) {
+					t.Fatalf("log has a gap: seq %d at position %d", e.Seq, len(order)+1)
+				}
+				order = append(order, e.Message)
+				from = e.Seq + 1
+			}
+			if !got.More {
+				break
+			}
+		}
+		orders = append(orders, order)
+	}
+	if len(orders[0]) != len(orders[1]) {
+		t.Fatalf("readers see %d and %d entries", len(orders[0]), len(orders[1]))
+	}
+	for i := range orders[0] {
+		if !bytes.Equal(orders[0][i], orders[1][i]) {
+			t.Fatalf("readers differ at entry %d", i+1)
+		}
+	}
+	for seq, msg := range appended {
+		if seq > uint64(len(orders[0])) || !bytes.Equal(orders[0][seq-1], msg) {
+			t.Errorf("acknowledged append at seq %d is missing or different", seq)
+		}
+	}
+	t.Logf("%d sends acknowledged, %d delivered, %d log entries (%d acknowledged appends), %d kills",
+		len(ackedSend), len(delivered), len(orders[0]), len(appended), kills)
+	if err := p.stop(t); err != nil {
+		t.Errorf("relay exited with %v after SIGTERM", err)
+	}
+}

@@ -1,0 +1,90 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+
+	"github.com/tainik/tainik/relay"
+)
+
+// Blob holds a blob's two capabilities. The uploader keeps UploadToken to
+// resume; DownloadToken goes to readers inside an MLS message.
+type Blob struct {
+	UploadToken   relay.ID
+	DownloadToken relay.ID
+	Size          uint64
+}
+
+// CreateBlob starts an upload of size bytes with the given SHA-256.
+func (c *Client) CreateBlob(ctx context.Context, size uint64, digest [32]byte) (Blob, error) {
+	r, err := expect[*relay.BlobCreated](c.do(ctx, func([]byte) relay.Message {
+		return &relay.BlobCreate{Size: size, Digest: digest}
+	}))
+	if err != nil {
+		return Blob{}, err
+	}
+	return Blob{UploadToken: r.UploadToken, DownloadToken: r.DownloadToken, Size: size}, nil
+}
+
+// BlobStatus reports how much of an upload the relay holds.
+func (c *Client) BlobStatus(ctx context.Context, b Blob) (*relay.BlobStatus, error) {
+	return expect[*relay.BlobStatus](c.do(ctx, func([]byte) relay.Message {
+		return &relay.BlobStat{UploadToken: b.UploadToken}
+	}))
+}
+
+// PutChunk uploads data at offset.
+func (c *Client) PutChunk(ctx context.Context, b Blob, offset uint64, data []byte) (*relay.BlobStatus, error) {
+	return expect[*relay.BlobStatus](c.do(ctx, func([]byte) relay.Message {
+		return &relay.BlobPut{UploadToken: b.UploadToken, Offset: offset, Data: data}
+	}))
+}
+
+// Upload uploads data (already encrypted by the caller), resuming from
+// what the relay holds if b was started before. Pass a zero Blob to start.
+func (c *Client) Upload(ctx context.Context, b Blob, data []byte) (Blob, error) {
+	var off uint64
+	if b == (Blob{}) {
+		var err error
+		if b, err = c.CreateBlob(ctx, uint64(len(data)), sha256.Sum256(data)); err != nil {
+			return Blob{}, err
+		}
+	} else {
+		st, err := c.BlobStatus(ctx, b)
+		if err != nil {
+			return b, err
+		}
+		off = st.Length
+	}
+	for off < uint64(len(data)) {
+		end := min(off+relay.MaxChunk, uint64(len(data)))
+		st, err := c.PutChunk(ctx, b, off, data[off:end])
+		if err != nil {
+			return b, err
+		}
+		off = st.Length
+	}
+	return b, nil
+}
+
+// Download reads a complete blob by its download capability and checks
+// its size.
+func (c *Client) Download(ctx context.Context, token relay.ID) ([]byte, error) {
+	var out []byte
+	for {
+		r, err := expect[*relay.BlobData](c.do(ctx, func([]byte) relay.Message {
+			return &relay.BlobGet{DownloadToken: token, Offset: uint64(len(out)), Max: relay.MaxChunk}
+		}))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.Data...)
+		if uint64(len(out)) >= r.Size {
+			return out, nil
+		}
+		if len(r.Data) == 0 {
+			return nil, errors.New("relay: blob ended early")
+		}
+	}
+}

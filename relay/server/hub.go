@@ -1,0 +1,283 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/tainik/tainik/relay"
+)
+
+// maxUnacked bounds how many queue messages are pushed to a subscriber
+// before it acknowledges some.
+const maxUnacked = 64
+
+// hub knows which connection subscribes to which queue and log, and wakes
+// the subscription's pusher when something is stored.
+type hub struct {
+	mu     sync.Mutex // before conn.mu
+	queues map[relay.ID]*queueSub
+	logs   map[relay.ID]map[*logSub]struct{}
+}
+
+type queueSub struct {
+	c    *conn
+	key  relay.ID
+	rid  relay.ID
+	kick chan struct{}
+	done chan struct{}
+
+	mu     sync.Mutex
+	pushed map[relay.MsgID]struct{}
+}
+
+type logSub struct {
+	c    *conn
+	id   relay.ID
+	next uint64
+	kick chan struct{}
+	done chan struct{}
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (h *hub) notifyQueue(key relay.ID) {
+	h.mu.Lock()
+	sub := h.queues[key]
+	h.mu.Unlock()
+	if sub != nil {
+		kick(sub.kick)
+	}
+}
+
+func (h *hub) notifyLog(id relay.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.logs[id] {
+		kick(sub.kick)
+	}
+}
+
+// subscribeQueue makes c the queue's subscriber, ending any other.
+func (h *hub) subscribeQueue(c *conn, key, rid relay.ID, max int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.queues[key]
+	c.mu.Lock()
+	n := len(c.queueSubs) + len(c.logSubs)
+	c.mu.Unlock()
+	if (old == nil || old.c != c) && n >= max {
+		return relay.Errorf(relay.CodeTooManySubscriptions, "at most %d subscriptions per connection", max)
+	}
+	if old != nil {
+		close(old.done)
+		old.c.mu.Lock()
+		delete(old.c.queueSubs, key)
+		old.c.mu.Unlock()
+	}
+	sub := &queueSub{c: c, key: key, rid: rid, kick: make(chan struct{}, 1), done: make(chan struct{}), pushed: make(map[relay.MsgID]struct{})}
+	h.queues[key] = sub
+	c.mu.Lock()
+	c.queueSubs[key] = sub
+	c.mu.Unlock()
+	go sub.run()
+	kick(sub.kick)
+	return nil
+}
+
+func (h *hub) unsubscribeQueue(key relay.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if sub := h.queues[key]; sub != nil {
+		close(sub.done)
+		delete(h.queues, key)
+		sub.c.mu.Lock()
+		delete(sub.c.queueSubs, key)
+		sub.c.mu.Unlock()
+	}
+}
+
+func (h *hub) acked(c *conn, key relay.ID, ids []relay.MsgID) {
+	c.mu.Lock()
+	sub := c.queueSubs[key]
+	c.mu.Unlock()
+	if sub != nil {
+		sub.mu.Lock()
+		for _, id := range ids {
+			delete(sub.pushed, id)
+		}
+		sub.mu.Unlock()
+		kick(sub.kick)
+	}
+}
+
+func (h *hub) subscribeLog(c *conn, id relay.ID, from uint64, max int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.logSubs[id]; old != nil {
+		close(old.done)
+		delete(h.logs[id], old)
+	} else if len(c.queueSubs)+len(c.logSubs) >= max {
+		return relay.Errorf(relay.CodeTooManySubscriptions, "at most %d subscriptions per connection", max)
+	}
+	sub := &logSub{c: c, id: id, next: from, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	if h.logs[id] == nil {
+		h.logs[id] = make(map[*logSub]struct{})
+	}
+	h.logs[id][sub] = struct{}{}
+	c.logSubs[id] = sub
+	go sub.run()
+	kick(sub.kick)
+	return nil
+}
+
+func (h *hub) dropConn(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, sub := range c.queueSubs {
+		if h.queues[key] == sub {
+			delete(h.queues, key)
+		}
+		close(sub.done)
+	}
+	for id, sub := range c.logSubs {
+		delete(h.logs[id], sub)
+		if len(h.logs[id]) == 0 {
+			delete(h.logs, id)
+		}
+		close(sub.done)
+	}
+	c.queueSubs, c.logSubs = map[relay.ID]*queueSub{}, map[relay.ID]*logSub{}
+}
+
+// run pushes unacknowledged messages, at most maxUnacked at a time. Its
+// cursor starts at zero, so a new subscription redelivers everything not yet
+// acknowledged: delivery is at least once.
+func (sub *queueSub) run() {
+	s := sub.c.s
+	var after uint64
+	for {
+		select {
+		case <-sub.kick:
+		case <-sub.done:
+			return
+		case <-sub.c.ctx.Done():
+			return
+		}
+		for {
+			sub.mu.Lock()
+			window := maxUnacked - len(sub.pushed)
+			sub.mu.Unlock()
+			if window <= 0 {
+				break
+			}
+			msgs, err := s.store.Messages(sub.c.ctx, sub.key, after, window, relay.MaxResponseSize/2)
+			if err != nil || len(msgs) == 0 {
+				break
+			}
+			for _, m := range msgs {
+				select {
+				case <-sub.done:
+					return
+				default:
+				}
+				sub.mu.Lock()
+				sub.pushed[m.ID] = struct{}{}
+				sub.mu.Unlock()
+				push := &relay.QueuePush{RecipientID: sub.rid, Message: relay.QueueMessage{MsgID: m.ID, Payload: m.Payload}}
+				if !sub.c.send(relay.Encode(0, push)) {
+					return
+				}
+				s.metrics.pushes.Add(1)
+				after = m.Seq
+			}
+		}
+	}
+}
+
+func (sub *logSub) run() {
+	s := sub.c.s
+	for {
+		select {
+		case <-sub.kick:
+		case <-sub.done:
+			return
+		case <-sub.c.ctx.Done():
+			return
+		}
+		for {
+			entries, more, err := s.store.LogEntries(sub.c.ctx, sub.id, sub.next, 64, relay.MaxResponseSize/2)
+			if err != nil || len(entries) == 0 {
+				break
+			}
+			for _, e := range entries {
+				select {
+				case <-sub.done:
+					return
+				default:
+				}
+				if !sub.c.send(relay.Encode(0, &relay.LogPush{LogID: sub.id, Entry: relay.LogEntry{Seq: e.Seq, Message: e.Message}})) {
+					return
+				}
+				s.metrics.pushes.Add(1)
+				sub.next = e.Seq + 1
+			}
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+// contactLimiter is a token bucket per contact address.
+type contactLimiter struct {
+	mu      sync.Mutex
+	rate    float64
+	burst   float64
+	buckets map[relay.ID]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token for key, or says how long until one is available.
+func (l *contactLimiter) allow(key relay.ID) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// sweep forgets buckets that have refilled, so memory follows active
+// addresses only.
+func (l *contactLimiter) sweep() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+}

@@ -1,0 +1,476 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/client"
+	"github.com/tainik/tainik/relay/server"
+)
+
+type testRelay struct {
+	srv  *server.Server
+	addr string
+	ln   net.Listener
+}
+
+func startRelay(t *testing.T, cfg server.Config) *testRelay {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	r := &testRelay{srv: srv, addr: srv.Address(ln.Addr()).String(), ln: ln}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return r
+}
+
+func dial(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wantCode(t *testing.T, err error, code relay.Code) *relay.Error {
+	t.Helper()
+	var re *relay.Error
+	if !errors.As(err, &re) || re.Code != code {
+		t.Fatalf("got error %v, want code %d (%s)", err, code, code)
+	}
+	return re
+}
+
+func msgID(n int) relay.MsgID {
+	var id relay.MsgID
+	binary.BigEndian.PutUint64(id[:], uint64(n))
+	return id
+}
+
+func nextPush(t *testing.T, c *client.Client) relay.Message {
+	t.Helper()
+	select {
+	case m := <-c.Pushes():
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no push within 10s")
+		return nil
+	}
+}
+
+func TestQueue(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	ctx := testCtx(t)
+	recv, send := dial(t, r.addr), dial(t, r.addr)
+	q, err := recv.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.RecipientID == q.SenderID {
+		t.Fatal("recipient and sender ids are equal")
+	}
+	if err := send.Send(ctx, q.SenderID, msgID(1), []byte("hello"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Sending the same id again is accepted and stored once.
+	if err := send.Send(ctx, q.SenderID, msgID(1), []byte("hello"), nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := recv.Receive(ctx, q)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Receive: %d messages, %v", len(msgs), err)
+	}
+	if got, _ := relay.Unpad(msgs[0].Payload); string(got) != "hello" || len(msgs[0].Payload) != 1024 {
+		t.Errorf("got %q in %d bytes", got, len(msgs[0].Payload))
+	}
+	if err := recv.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	p := nextPush(t, recv).(*relay.QueuePush)
+	if p.RecipientID != q.RecipientID || p.Message.MsgID != msgID(1) {
+		t.Errorf("push %+v", p)
+	}
+	send.Send(ctx, q.SenderID, msgID(2), bytes.Repeat([]byte("x"), 2000), nil)
+	p = nextPush(t, recv).(*relay.QueuePush)
+	if p.Message.MsgID != msgID(2) || len(p.Message.Payload) != 4096 {
+		t.Errorf("second push: %x, %d bytes", p.Message.MsgID, len(p.Message.Payload))
+	}
+	if err := recv.Ack(ctx, q, msgID(1), msgID(2)); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, recv.Ack(ctx, q, msgID(1)), relay.CodeNotFound)
+	if msgs, _ := recv.Receive(ctx, q); len(msgs) != 0 {
+		t.Errorf("%d messages after ack", len(msgs))
+	}
+
+	// Lock to a sender key.
+	spub, spriv, _ := ed25519.GenerateKey(nil)
+	if err := recv.LockQueue(ctx, q, spub); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, recv.LockQueue(ctx, q, spub), relay.CodeQueueLocked)
+	wantCode(t, send.Send(ctx, q.SenderID, msgID(3), []byte("unsigned"), nil), relay.CodeQueueLocked)
+	_, other, _ := ed25519.GenerateKey(nil)
+	wantCode(t, send.Send(ctx, q.SenderID, msgID(3), []byte("other key"), other), relay.CodeQueueLocked)
+	if err := send.Send(ctx, q.SenderID, msgID(3), []byte("signed"), spriv); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, recv).(*relay.QueuePush); p.Message.MsgID != msgID(3) {
+		t.Errorf("push after lock: %x", p.Message.MsgID)
+	}
+
+	// Someone else's key cannot act as the recipient.
+	bad := q
+	_, bad.Key, _ = ed25519.GenerateKey(nil)
+	wantCode(t, send.Ack(ctx, bad, msgID(3)), relay.CodeBadSignature)
+	wantCode(t, send.DeleteQueue(ctx, bad), relay.CodeBadSignature)
+
+	if err := recv.DeleteQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, send.Send(ctx, q.SenderID, msgID(4), []byte("gone"), spriv), relay.CodeNotFound)
+	wantCode(t, send.Send(ctx, relay.ID{1}, msgID(4), []byte("nobody"), nil), relay.CodeNotFound)
+}
+
+func TestContactRateLimit(t *testing.T) {
+	r := startRelay(t, server.Config{ContactRate: 0.001, ContactBurst: 3})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	q, err := c.CreateQueue(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := c.Send(ctx, q.SenderID, msgID(i), []byte("hi"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	re := wantCode(t, c.Send(ctx, q.SenderID, msgID(9), []byte("hi"), nil), relay.CodeRateLimited)
+	if re.Detail == 0 {
+		t.Error("no wait in rate limit error")
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	wantCode(t, c.LockQueue(ctx, q, pub), relay.CodeBadRequest)
+	// Another address is not affected.
+	q2, _ := c.CreateQueue(ctx, true)
+	if err := c.Send(ctx, q2.SenderID, msgID(1), []byte("hi"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mlsMessage builds an MLS PrivateMessage header followed by random bytes.
+func mlsMessage(groupID []byte, epoch uint64, contentType uint8) []byte {
+	b := binary.BigEndian.AppendUint16(nil, 1)
+	b = binary.BigEndian.AppendUint16(b, relay.WireFormatPrivateMessage)
+	b = relay.AppendVarint(b, uint32(len(groupID)))
+	b = append(b, groupID...)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = append(b, contentType)
+	filler := make([]byte, 64)
+	rand.Read(filler)
+	return append(b, filler...)
+}
+
+func TestGroupLog(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	gid := []byte("group-1")
+	l, err := c.CreateLog(ctx, gid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, epoch, err := c.Append(ctx, l, mlsMessage(gid, 0, relay.ContentTypeApplication)); err != nil || seq != 1 || epoch != 0 {
+		t.Fatalf("append app: %d %d %v", seq, epoch, err)
+	}
+	if seq, epoch, err := c.Append(ctx, l, mlsMessage(gid, 0, relay.ContentTypeCommit)); err != nil || seq != 2 || epoch != 1 {
+		t.Fatalf("append commit: %d %d %v", seq, epoch, err)
+	}
+	_, _, err = c.Append(ctx, l, mlsMessage(gid, 0, relay.ContentTypeCommit))
+	if re := wantCode(t, err, relay.CodeStaleEpoch); re.Detail != 1 {
+		t.Errorf("stale epoch detail %d, want 1", re.Detail)
+	}
+	_, _, err = c.Append(ctx, l, mlsMessage(gid, 5, relay.ContentTypeApplication))
+	wantCode(t, err, relay.CodeFutureEpoch)
+	_, _, err = c.Append(ctx, l, mlsMessage([]byte("other"), 1, relay.ContentTypeCommit))
+	wantCode(t, err, relay.CodeBadMessage)
+	_, _, err = c.Append(ctx, l, []byte("not mls"))
+	wantCode(t, err, relay.CodeBadMessage)
+	_, _, err = c.Append(ctx, client.Log{ID: l.ID, Token: relay.ID{1}}, mlsMessage(gid, 1, relay.ContentTypeCommit))
+	wantCode(t, err, relay.CodeAuth)
+	_, _, err = c.Append(ctx, client.Log{ID: relay.ID{1}, Token: l.Token}, mlsMessage(gid, 1, relay.ContentTypeCommit))
+	wantCode(t, err, relay.CodeNotFound)
+
+	sub := dial(t, r.addr)
+	if err := sub.SubscribeLog(ctx, l, 2); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, sub).(*relay.LogPush); p.Entry.Seq != 2 {
+		t.Errorf("first pushed seq %d, want 2", p.Entry.Seq)
+	}
+	c.Append(ctx, l, mlsMessage(gid, 1, relay.ContentTypeProposal))
+	if p := nextPush(t, sub).(*relay.LogPush); p.Entry.Seq != 3 {
+		t.Errorf("pushed seq %d, want 3", p.Entry.Seq)
+	}
+	got, err := c.Read(ctx, l, 1)
+	if err != nil || len(got.Entries) != 3 || got.Epoch != 1 || got.More {
+		t.Fatalf("Read: %+v %v", got, err)
+	}
+}
+
+// TestCommitRace is the ordering rule: many members commit for the same
+// epoch at once; exactly one wins each round, and every reader sees the
+// same order.
+func TestCommitRace(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	ctx := testCtx(t)
+	const members, rounds = 16, 5
+	gid := []byte("race")
+	creator := dial(t, r.addr)
+	l, err := creator.CreateLog(ctx, gid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]*client.Client, members)
+	for i := range clients {
+		clients[i] = dial(t, r.addr)
+	}
+	for round := range uint64(rounds) {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won, stale := 0, 0
+		for _, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				msg := mlsMessage(gid, round, relay.ContentTypeCommit)
+				<-start
+				_, epoch, err := c.Append(ctx, l, msg)
+				mu.Lock()
+				defer mu.Unlock()
+				var re *relay.Error
+				switch {
+				case err == nil && epoch == round+1:
+					won++
+				case errors.As(err, &re) && re.Code == relay.CodeStaleEpoch && re.Detail == round+1:
+					stale++
+				default:
+					t.Errorf("round %d: epoch %d err %v", round, epoch, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if won != 1 || stale != members-1 {
+			t.Fatalf("round %d: %d accepted, %d stale; want 1 and %d", round, won, stale, members-1)
+		}
+	}
+	var first [][]byte
+	for i, c := range clients {
+		got, err := c.Read(ctx, l, 0)
+		if err != nil || len(got.Entries) != rounds || got.Epoch != rounds {
+			t.Fatalf("reader %d: %+v %v", i, got, err)
+		}
+		var order [][]byte
+		for _, e := range got.Entries {
+			order = append(order, e.Message)
+		}
+		if first == nil {
+			first = order
+			continue
+		}
+		for j := range order {
+			if !bytes.Equal(order[j], first[j]) {
+				t.Fatalf("reader %d sees a different entry at %d", i, j)
+			}
+		}
+	}
+}
+
+func TestBlob(t *testing.T) {
+	r := startRelay(t, server.Config{MaxBlobSize: 1 << 20})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	data := make([]byte, 200_000)
+	rand.Read(data)
+	b, err := c.Upload(ctx, client.Blob{}, data[:0:0])
+	if err == nil {
+		t.Fatal("empty blob accepted")
+	}
+	b, err = c.CreateBlob(ctx, uint64(len(data)), sha256Sum(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Upload part, "crash", resume from the relay's length.
+	if _, err := c.PutChunk(ctx, b, 0, data[:70_000][:relay.MaxChunk]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PutChunk(ctx, b, 10, data[10:20])
+	if re := wantCode(t, err, relay.CodeBadOffset); re.Detail != relay.MaxChunk {
+		t.Errorf("bad offset detail %d", re.Detail)
+	}
+	if _, err := c.Download(ctx, b.DownloadToken); err == nil {
+		t.Error("incomplete blob downloaded")
+	}
+	if _, err := c.Upload(ctx, b, data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dial(t, r.addr).Download(ctx, b.DownloadToken)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Download: %d bytes, %v", len(got), err)
+	}
+	// Integrity: wrong digest.
+	b2, _ := c.CreateBlob(ctx, 10, [32]byte{1})
+	_, err = c.PutChunk(ctx, b2, 0, []byte("0123456789"))
+	wantCode(t, err, relay.CodeIntegrity)
+	_, err = c.BlobStatus(ctx, b2)
+	wantCode(t, err, relay.CodeNotFound)
+	_, err = c.CreateBlob(ctx, 2<<20, [32]byte{})
+	wantCode(t, err, relay.CodeTooLarge)
+	_, err = c.Download(ctx, b.UploadToken)
+	wantCode(t, err, relay.CodeNotFound)
+}
+
+func TestPinning(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	a, _ := relay.ParseAddress(r.addr)
+	a.Fingerprint = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client.Dial(ctx, a.String(), client.Options{}); err == nil {
+		t.Fatal("dial with the wrong fingerprint succeeded")
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	a, _ := relay.ParseAddress(r.addr)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "tainik_relay_connections "} {
+		resp, err := hc.Get("https://" + a.HostPort + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(buf.Bytes(), []byte(want)) {
+			t.Errorf("%s: %d %q", path, resp.StatusCode, buf.String())
+		}
+	}
+}
+
+func TestReconnectResubscribe(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := server.New(server.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	addr := srv.Address(ln.Addr()).String()
+	ctx := testCtx(t)
+	c, err := client.Dial(ctx, addr, client.Options{MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q, _ := c.CreateQueue(ctx, false)
+	if err := c.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	srv.Shutdown(sctx)
+	cancel()
+
+	srv2, err := server.New(server.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("tcp", ln.Addr().String())
+	if err != nil {
+		t.Skipf("port taken after restart: %v", err)
+	}
+	go srv2.Serve(ln2)
+	defer func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		srv2.Shutdown(sctx)
+	}()
+	if srv2.Address(ln2.Addr()).String() != addr {
+		t.Fatal("relay address changed across restarts")
+	}
+	other := dial(t, addr)
+	if err := other.Send(ctx, q.SenderID, msgID(7), []byte("after restart"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, c).(*relay.QueuePush); p.Message.MsgID != msgID(7) {
+		t.Errorf("push after reconnect: %x", p.Message.MsgID)
+	}
+}
+
+func TestQuotaAndExpiry(t *testing.T) {
+	r := startRelay(t, server.Config{MaxQueueMessages: 2, MessageTTL: 100 * time.Millisecond, ExpireInterval: 20 * time.Millisecond})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	q, _ := c.CreateQueue(ctx, false)
+	for i := range 2 {
+		if err := c.Send(ctx, q.SenderID, msgID(i), []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantCode(t, c.Send(ctx, q.SenderID, msgID(3), []byte("x"), nil), relay.CodeQuotaExceeded)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		msgs, err := c.Receive(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("messages did not expire")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	// Expired messages free the quota.
+	if err := c.Send(ctx, q.SenderID, msgID(4), []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
