@@ -1,0 +1,120 @@
+package mls
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestExternalSenders checks proposals from an external sender of the
+// external_senders extension and from a new member (RFC 9420, Section
+// 12.1.8), and that required_capabilities is enforced on Add and on a
+// GroupContextExtensions proposal (Section 11.1).
+func TestExternalSenders(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	cfg := testConfig()
+	alice, bob, server, newcomer := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob"), newTestClient(t, cs, "server"), newTestClient(t, cs, "newcomer")
+	senders, err := ExternalSenders{{SignatureKey: server.sigKey.PublicKey(), Credential: server.cred}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpA, secA := alice.keyPackage(t)
+	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, Extensions{{Type: ExtensionExternalSenders, Data: senders}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB, secB := bob.keyPackage(t)
+	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MergePendingCommit()
+	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sign := func(key *SignaturePrivateKey, sender Sender, p *Proposal) *MLSMessage {
+		ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: FramedContent{
+			GroupID: a.GroupID(), Epoch: a.Epoch(), Sender: sender, ContentType: ContentTypeProposal, Proposal: p}}
+		if ac.Auth.Signature, err = cs.signContent(key, ac.WireFormat, &ac.Content, nil); err != nil {
+			t.Fatal(err)
+		}
+		return roundTrip(t, &MLSMessage{Version: ProtocolMLS10, WireFormat: WireFormatPublicMessage, PublicMessage: &PublicMessage{Content: ac.Content, Auth: ac.Auth}})
+	}
+
+	// The server proposes removing Bob; a forged one is refused.
+	remove := &Proposal{Type: ProposalTypeRemove, Remove: &RemoveProposal{Removed: b.OwnLeaf()}}
+	if _, err := a.Process(sign(newcomer.sigKey, Sender{Type: SenderExternal}, remove)); err == nil {
+		t.Fatal("forged external proposal accepted")
+	}
+	if _, err := a.Process(sign(server.sigKey, Sender{Type: SenderExternal, ExternalIndex: 1}, remove)); err == nil {
+		t.Fatal("proposal of an unknown external sender accepted")
+	}
+	m := sign(server.sigKey, Sender{Type: SenderExternal}, remove)
+	for _, g := range []*Group{a, b} {
+		if _, err := g.Process(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A newcomer proposes adding itself.
+	kpN, secN := newcomer.keyPackage(t)
+	add := sign(newcomer.sigKey, Sender{Type: SenderNewMemberProposal}, &Proposal{Type: ProposalTypeAdd, Add: &AddProposal{KeyPackage: *kpN}})
+	for _, g := range []*Group{a, b} {
+		if _, err := g.Process(add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = a.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Process(roundTrip(t, out.Commit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Commit.RemovedSelf {
+		t.Fatal("bob not removed by the external proposal")
+	}
+	if _, err := a.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpN, secN, newcomer.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAgree(t, a, n)
+
+	// required_capabilities: an extension type nobody supports cannot be
+	// required, and once required, a KeyPackage without it cannot join.
+	req := func(types ...ExtensionType) Extensions {
+		data, err := (&RequiredCapabilities{ExtensionTypes: types, ProposalTypes: []ProposalType{}, CredentialTypes: []CredentialType{}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Extensions{{Type: ExtensionRequiredCapabilities, Data: data}, {Type: ExtensionExternalSenders, Data: senders}}
+	}
+	if _, err := a.Commit(CommitOptions{GroupContextExtensions: req(0x0f0f)}); err == nil || !strings.Contains(err.Error(), "required extension") {
+		t.Fatalf("unsupported required extension: got %v", err)
+	}
+	kpX, _, err := NewKeyPackage(cs, Credential{Type: CredentialBasic, Identity: []byte("x")}, mustSigKey(t, cs), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Commit(CommitOptions{GroupContextExtensions: req(), Add: []*KeyPackage{kpX}}); err != nil {
+		t.Fatal(err)
+	}
+	a.DiscardPendingCommit()
+	// A KeyPackage missing the group's external_senders... is fine
+	// (default type); one whose capabilities lack a required type is not.
+	if _, err := a.Commit(CommitOptions{GroupContextExtensions: req(0x0f0f), Add: []*KeyPackage{kpX}}); err == nil {
+		t.Fatal("required capability not enforced")
+	}
+}
+
+func mustSigKey(t *testing.T, cs CipherSuite) *SignaturePrivateKey {
+	k, err := cs.GenerateSignatureKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
