@@ -106,6 +106,25 @@ type Group struct {
 	// resumption maps recent epochs to their resumption_psk.
 	resumption map[uint64][]byte
 	removed    bool
+	// reinit is set once a commit with a ReInit proposal is applied: the
+	// group must not be used to send any more (RFC 9420, Section 11.2).
+	reinit bool
+}
+
+// ErrReInit is returned by operations that send in a group that a ReInit
+// commit has closed; the members wait for a Welcome to the new group.
+var ErrReInit = errors.New("mls: the group was reinitialized; wait for a Welcome to the new group")
+
+// usable returns ErrRemoved or ErrReInit when the group can no longer be
+// used to send.
+func (g *Group) usable() error {
+	switch {
+	case g.removed:
+		return ErrRemoved
+	case g.reinit:
+		return ErrReInit
+	}
+	return nil
 }
 
 // pastEpoch is what is kept of a past epoch to read late application
@@ -370,8 +389,8 @@ func (g *Group) memberKey(l LeafIndex) ([]byte, error) {
 // Encrypt protects application data as a PrivateMessage of the current
 // epoch. See RFC 9420, Section 6.3.
 func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
-	if g.removed {
-		return nil, ErrRemoved
+	if err := g.usable(); err != nil {
+		return nil, err
 	}
 	if g.pending != nil {
 		// Section 15.2: once a commit is sent, application messages of

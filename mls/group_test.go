@@ -200,7 +200,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	}
 
 	// Dave removes Carol; Carol sees she is removed and cannot read on.
-	out, err = d.Commit(CommitOptions{Remove: []LeafIndex{c.OwnLeaf()}})
+	out, err = d.Commit(CommitOptions{Remove: []LeafIndex{c.OwnLeaf()}, ExternalPub: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +241,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 
 	// Eve joins by external commit, then resyncs.
 	eve := newTestClient(t, cs, "eve")
-	gi, err := a.GroupInfo(false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gi := out.GroupInfo
 	giMsg := roundTrip(t, &MLSMessage{Version: ProtocolMLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi})
 	e, commit, err := JoinExternal(cfg, giMsg.GroupInfo, nil, eve.cred, eve.sigKey, ExternalJoinOptions{})
 	if err != nil {

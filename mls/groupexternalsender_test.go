@@ -118,3 +118,47 @@ func mustSigKey(t *testing.T, cs CipherSuite) *SignaturePrivateKey {
 	}
 	return k
 }
+
+// TestReInit checks that a committed ReInit closes the group for sending.
+// See RFC 9420, Section 11.2.
+func TestReInit(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	cfg := testConfig()
+	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
+	kpA, secA := alice.keyPackage(t)
+	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB, secB := bob.keyPackage(t)
+	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MergePendingCommit()
+	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.ProposeReInit([]byte("g2"), ProtocolMLS10, cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Process(roundTrip(t, m)); err != nil {
+		t.Fatal(err)
+	}
+	out, err = a.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.Process(roundTrip(t, out.Commit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Commit.ReInit == nil || string(p.Commit.ReInit.GroupID) != "g2" {
+		t.Fatalf("ReInit not reported: %+v", p.Commit)
+	}
+	if _, err := b.Encrypt([]byte("x"), nil); err != ErrReInit {
+		t.Fatalf("send after ReInit: got %v, want ErrReInit", err)
+	}
+}
