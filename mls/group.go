@@ -386,6 +386,11 @@ func (g *Group) memberKey(l LeafIndex) ([]byte, error) {
 	return leaf.SignatureKey, nil
 }
 
+// ErrProposalsPending is returned by Encrypt when proposals of the epoch
+// have not been committed yet: commit them (Commit), then send. See RFC
+// 9420, Section 12.4.
+var ErrProposalsPending = errors.New("mls: proposals are pending; commit them before sending application data")
+
 // Encrypt protects application data as a PrivateMessage of the current
 // epoch. See RFC 9420, Section 6.3.
 func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
@@ -393,9 +398,15 @@ func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
 		return nil, err
 	}
 	if g.pending != nil {
-		// Section 15.2: once a commit is sent, application messages of
-		// the old epoch may be lost to receivers that have moved on.
+		// The epoch is about to end; data sent now would be under keys
+		// the receivers are about to retire.
 		return nil, errors.New("mls: a commit is pending; merge or discard it before sending application data")
+	}
+	if len(g.proposals) > 0 {
+		// Section 12.4: a member that has observed proposals in the
+		// epoch must commit before sending application data, so that,
+		// for example, members whose removal was proposed are removed.
+		return nil, ErrProposalsPending
 	}
 	ac := &AuthenticatedContent{
 		WireFormat: WireFormatPrivateMessage,

@@ -59,16 +59,11 @@ func getBenchGroup(b *testing.B, n int) *benchGroup {
 			b.Fatal(err)
 		}
 	}
-	ctx := func([]byte) ([]byte, error) { return []byte("bench context"), nil }
 	privs := map[LeafIndex]*treePrivateKeys{}
 	last := LeafIndex(0)
 	for i := 0; i < n; i += 2 {
 		l := LeafIndex(i)
-		cp, err := tree.createUpdatePath(l, tree.leaf(l), sigs[i], groupID, nil, ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		privs[l] = cp.Keys
+		privs[l] = benchMergePath(b, tree, l, sigs[i], groupID)
 		last = l
 	}
 	if n == 2 {
@@ -117,6 +112,44 @@ func getBenchGroup(b *testing.B, n int) *benchGroup {
 	}
 	benchGroups[n] = bg
 	return bg
+}
+
+// benchMergePath does to the public tree what a commit with a path from l
+// does (fresh keys on the filtered direct path, parent hashes, a re-signed
+// leaf) without encrypting the path secrets, which nobody decrypts while
+// the benchmark group is built; encrypting them would make building a
+// large group quadratic. It returns l's private keys.
+func benchMergePath(b *testing.B, t *ratchetTree, l LeafIndex, sig *SignaturePrivateKey, groupID []byte) *treePrivateKeys {
+	cs := t.suite
+	leafKey, err := cs.GenerateHPKEKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := newTreePrivateKeys(l, leafKey)
+	fdp := t.filteredDirectPath(l)
+	pubs := make([][]byte, len(fdp))
+	for i, x := range fdp {
+		k, err := cs.GenerateHPKEKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		keys.keys[x], pubs[i] = k, k.PublicKey()
+	}
+	hashes, leafHash, err := t.pathParentHashes(l, fdp, pubs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf, err := cloneLeafNode(t.leaf(l))
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaf.EncryptionKey, leaf.Source, leaf.Lifetime, leaf.ParentHash = leafKey.PublicKey(), LeafNodeSourceCommit, nil, leafHash
+	if err := leaf.sign(cs, sig, groupID, l); err != nil {
+		b.Fatal(err)
+	}
+	t.mergePath(l, fdp, pubs, hashes)
+	t.set(l.node(), &Node{Type: NodeTypeLeaf, Leaf: leaf})
+	return keys
 }
 
 func (bg *benchGroup) restore(b *testing.B, committer bool) *Group {
