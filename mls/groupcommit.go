@@ -72,6 +72,12 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	if g.pending != nil {
 		return nil, errors.New("mls: a commit is already pending; merge or discard it first")
 	}
+	// Hash the current tree before copying it, so that the copy starts
+	// with every subtree hash cached: a commit then rehashes only the
+	// paths it changes, not the whole tree.
+	if _, err := g.tree.rootHash(); err != nil {
+		return nil, err
+	}
 	me := Sender{Type: SenderMember, Leaf: g.priv.Leaf}
 	props, pors := g.chooseProposals(opts)
 	st := &stagedCommit{tree: g.tree.clone(), priv: g.priv.clone(), committer: g.priv.Leaf}

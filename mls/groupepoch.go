@@ -58,6 +58,12 @@ func (g *Group) provisionalContext(exts Extensions) func(treeHash []byte) ([]byt
 func (g *Group) stageCommit(ac *AuthenticatedContent, props []committedProposal) (*stagedCommit, error) {
 	commit := ac.Content.Commit
 	sender := ac.Content.Sender
+	// Hash the current tree before copying it, so that the copy starts
+	// with every subtree hash cached: a commit then rehashes only the
+	// paths it changes, not the whole tree.
+	if _, err := g.tree.rootHash(); err != nil {
+		return nil, err
+	}
 	st := &stagedCommit{tree: g.tree.clone(), priv: g.priv.clone()}
 	eff, err := g.applyProposals(st.tree, props, sender)
 	if err != nil {
