@@ -45,6 +45,13 @@ type Config struct {
 	// UsePrivateHandshake sends proposals and commits as PrivateMessage
 	// rather than PublicMessage.
 	UsePrivateHandshake bool
+	// MaxForwardDistance bounds how many generations ahead of a sender's
+	// ratchet a PrivateMessage may be; 0 means 1000.
+	MaxForwardDistance uint32
+	// MaxRetainedKeys bounds the keys of skipped generations each ratchet
+	// keeps for messages that arrive out of order; 0 means 256, negative
+	// means none.
+	MaxRetainedKeys int
 }
 
 func (c *Config) now() time.Time {
@@ -332,6 +339,15 @@ func (g *Group) startEpoch() {
 		senderDataSecret: g.secrets.senderDataSecret(),
 		membershipKey:    g.secrets.membershipKey(),
 		tree:             g.secrets.secretTree(g.tree.leafCount()),
+	}
+	if g.cfg.MaxForwardDistance > 0 {
+		g.prot.tree.maxForwardDistance = g.cfg.MaxForwardDistance
+	}
+	switch {
+	case g.cfg.MaxRetainedKeys > 0:
+		g.prot.tree.maxRetainedKeys = g.cfg.MaxRetainedKeys
+	case g.cfg.MaxRetainedKeys < 0:
+		g.prot.tree.maxRetainedKeys = 0
 	}
 	g.proposals = nil
 	g.pending = nil

@@ -284,3 +284,36 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 		t.Fatalf("after resync: %v", err)
 	}
 }
+
+// TestSecretTreeWindow checks that Config's window settings reach the
+// secret tree: a message too far ahead is refused with ErrGenerationTooFar.
+func TestSecretTreeWindow(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	cfg := testConfig()
+	cfg.MaxForwardDistance = 2
+	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
+	kpA, secA := alice.keyPackage(t)
+	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB, secB := bob.keyPackage(t)
+	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MergePendingCommit()
+	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *MLSMessage
+	for range 4 {
+		if last, err = a.Encrypt([]byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Process(last); !errors.Is(err, ErrGenerationTooFar) {
+		t.Fatalf("generation 3 with a window of 2: got %v, want ErrGenerationTooFar", err)
+	}
+}
