@@ -162,3 +162,78 @@ func TestReInit(t *testing.T) {
 		t.Fatalf("send after ReInit: got %v, want ErrReInit", err)
 	}
 }
+
+// TestPSKProposals injects a resumption PSK of an earlier epoch (RFC 9420,
+// Section 8.6) and an external PSK (Section 8.4), by reference and by
+// value, and checks the members agree; a member without the external PSK
+// cannot process the commit and keeps its state.
+func TestPSKProposals(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	psk := []byte("an external secret shared out of band")
+	cfg := testConfig()
+	cfg.ExternalPSKs = func(id *PreSharedKeyID) ([]byte, error) {
+		if string(id.ID) == "ext" {
+			return psk, nil
+		}
+		return nil, ErrWelcomeNotForUs
+	}
+	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
+	kpA, secA := alice.keyPackage(t)
+	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB, secB := bob.keyPackage(t)
+	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MergePendingCommit()
+	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An empty commit so that epoch 1 is a past epoch both hold.
+	out, err = b.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Process(roundTrip(t, out.Commit))
+	b.MergePendingCommit()
+
+	nonce1, _ := a.NewPSKNonce()
+	nonce2, _ := a.NewPSKNonce()
+	m, err := b.ProposePSK(PreSharedKeyID{Type: PSKResumption, Usage: ResumptionApplication, GroupID: a.GroupID(), Epoch: 1, Nonce: nonce1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Process(roundTrip(t, m)); err != nil {
+		t.Fatal(err)
+	}
+	out, err = a.Commit(CommitOptions{PSKs: []PreSharedKeyID{{Type: PSKExternal, ID: []byte("ext"), Nonce: nonce2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPSK := cfg
+	noPSK.ExternalPSKs = nil
+	state, err := b.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := RestoreGroup(noPSK, state, bob.sigKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Process(roundTrip(t, out.Commit)); err == nil {
+		t.Fatal("commit processed without its external PSK")
+	}
+	after, _ := b2.MarshalState()
+	if string(after) != string(state) {
+		t.Fatal("failed commit changed the state")
+	}
+	if _, err := b.Process(roundTrip(t, out.Commit)); err != nil {
+		t.Fatal(err)
+	}
+	a.MergePendingCommit()
+	checkAgree(t, a, b)
+}
