@@ -393,6 +393,18 @@ func (g *Group) resumptionLookup(id *PreSharedKeyID) ([]byte, error) {
 	return nil, errors.New("mls: resumption PSK of another group and no Config.ResumptionPSKs")
 }
 
+// ResumptionPSK returns the resumption_psk of a recent epoch of this group
+// (the current one or one of the last 32), for the application to give to
+// a reinitialized or branched group through Config.ResumptionPSKs. See
+// RFC 9420, Section 8.6.
+func (g *Group) ResumptionPSK(epoch uint64) ([]byte, error) {
+	psk, ok := g.resumption[epoch]
+	if !ok {
+		return nil, fmt.Errorf("mls: no resumption PSK for epoch %d of this group", epoch)
+	}
+	return bytes.Clone(psk), nil
+}
+
 // signer returns the signature key of the leaf in the current tree.
 func (g *Group) memberKey(l LeafIndex) ([]byte, error) {
 	leaf := g.tree.leaf(l)

@@ -161,6 +161,49 @@ func TestReInit(t *testing.T) {
 	if _, err := b.Encrypt([]byte("x"), nil); err != ErrReInit {
 		t.Fatalf("send after ReInit: got %v, want ErrReInit", err)
 	}
+	if _, err := a.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Alice sets up the new group, linked to the old by a reinit PSK
+	// (Section 11.2); Bob joins it with the old group's resumption PSK.
+	oldGroups := map[string]*Group{"alice": a, "bob": b}
+	lookup := func(who string) PSKLookup {
+		return func(id *PreSharedKeyID) ([]byte, error) {
+			g := oldGroups[who]
+			if string(id.GroupID) != string(g.GroupID()) {
+				return nil, ErrWelcomeNotForUs
+			}
+			return g.ResumptionPSK(id.Epoch)
+		}
+	}
+	cfgA, cfgB := cfg, cfg
+	cfgA.ResumptionPSKs, cfgB.ResumptionPSKs = lookup("alice"), lookup("bob")
+	kpA2, secA2 := alice.keyPackage(t)
+	a2, err := NewGroup(cfgA, []byte("g2"), kpA2, secA2, alice.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB2, secB2 := bob.keyPackage(t)
+	nonce, _ := a2.NewPSKNonce()
+	psk := PreSharedKeyID{Type: PSKResumption, Usage: ResumptionReInit, GroupID: a.GroupID(), Epoch: a.Epoch(), Nonce: nonce}
+	out, err = a2.Commit(CommitOptions{Add: []*KeyPackage{kpB2}, PSKs: []PreSharedKeyID{psk}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2.MergePendingCommit()
+	b2, err := JoinFromWelcome(cfgB, out.Welcome.Welcome, kpB2, secB2, bob.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAgree(t, a2, b2)
+	if b2.Epoch() != 1 {
+		t.Fatalf("new group at epoch %d, want 1", b2.Epoch())
+	}
+	// A reinit PSK is refused in a regular commit.
+	if _, err := a2.Commit(CommitOptions{PSKs: []PreSharedKeyID{psk}}); err == nil {
+		t.Fatal("reinit PSK accepted outside a reinitialization")
+	}
 }
 
 // TestPSKProposals injects a resumption PSK of an earlier epoch (RFC 9420,
