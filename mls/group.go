@@ -405,7 +405,7 @@ func (g *Group) ResumptionPSK(epoch uint64) ([]byte, error) {
 	return bytes.Clone(psk), nil
 }
 
-// signer returns the signature key of the leaf in the current tree.
+// memberKey returns the signature key of leaf l in the current tree.
 func (g *Group) memberKey(l LeafIndex) ([]byte, error) {
 	leaf := g.tree.leaf(l)
 	if leaf == nil {
