@@ -45,6 +45,13 @@ type Config struct {
 	// UsePrivateHandshake sends proposals and commits as PrivateMessage
 	// rather than PublicMessage.
 	UsePrivateHandshake bool
+	// MaxForwardDistance bounds how many generations ahead of a sender's
+	// ratchet a PrivateMessage may be; 0 means 1000.
+	MaxForwardDistance uint32
+	// MaxRetainedKeys bounds the keys of skipped generations each ratchet
+	// keeps for messages that arrive out of order; 0 means 256, negative
+	// means none.
+	MaxRetainedKeys int
 }
 
 func (c *Config) now() time.Time {
@@ -106,6 +113,25 @@ type Group struct {
 	// resumption maps recent epochs to their resumption_psk.
 	resumption map[uint64][]byte
 	removed    bool
+	// reinit is set once a commit with a ReInit proposal is applied: the
+	// group must not be used to send any more (RFC 9420, Section 11.2).
+	reinit bool
+}
+
+// ErrReInit is returned by operations that send in a group that a ReInit
+// commit has closed; the members wait for a Welcome to the new group.
+var ErrReInit = errors.New("mls: the group was reinitialized; wait for a Welcome to the new group")
+
+// usable returns ErrRemoved or ErrReInit when the group can no longer be
+// used to send.
+func (g *Group) usable() error {
+	switch {
+	case g.removed:
+		return ErrRemoved
+	case g.reinit:
+		return ErrReInit
+	}
+	return nil
 }
 
 // pastEpoch is what is kept of a past epoch to read late application
@@ -314,6 +340,15 @@ func (g *Group) startEpoch() {
 		membershipKey:    g.secrets.membershipKey(),
 		tree:             g.secrets.secretTree(g.tree.leafCount()),
 	}
+	if g.cfg.MaxForwardDistance > 0 {
+		g.prot.tree.maxForwardDistance = g.cfg.MaxForwardDistance
+	}
+	switch {
+	case g.cfg.MaxRetainedKeys > 0:
+		g.prot.tree.maxRetainedKeys = g.cfg.MaxRetainedKeys
+	case g.cfg.MaxRetainedKeys < 0:
+		g.prot.tree.maxRetainedKeys = 0
+	}
 	g.proposals = nil
 	g.pending = nil
 	g.resumption[g.gc.Epoch] = bytes.Clone(g.secrets.resumptionPSK())
@@ -358,7 +393,19 @@ func (g *Group) resumptionLookup(id *PreSharedKeyID) ([]byte, error) {
 	return nil, errors.New("mls: resumption PSK of another group and no Config.ResumptionPSKs")
 }
 
-// signer returns the signature key of the leaf in the current tree.
+// ResumptionPSK returns the resumption_psk of a recent epoch of this group
+// (the current one or one of the last 32), for the application to give to
+// a reinitialized or branched group through Config.ResumptionPSKs. See
+// RFC 9420, Section 8.6.
+func (g *Group) ResumptionPSK(epoch uint64) ([]byte, error) {
+	psk, ok := g.resumption[epoch]
+	if !ok {
+		return nil, fmt.Errorf("mls: no resumption PSK for epoch %d of this group", epoch)
+	}
+	return bytes.Clone(psk), nil
+}
+
+// memberKey returns the signature key of leaf l in the current tree.
 func (g *Group) memberKey(l LeafIndex) ([]byte, error) {
 	leaf := g.tree.leaf(l)
 	if leaf == nil {
@@ -367,16 +414,27 @@ func (g *Group) memberKey(l LeafIndex) ([]byte, error) {
 	return leaf.SignatureKey, nil
 }
 
+// ErrProposalsPending is returned by Encrypt when proposals of the epoch
+// have not been committed yet: commit them (Commit), then send. See RFC
+// 9420, Section 12.4.
+var ErrProposalsPending = errors.New("mls: proposals are pending; commit them before sending application data")
+
 // Encrypt protects application data as a PrivateMessage of the current
 // epoch. See RFC 9420, Section 6.3.
 func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
-	if g.removed {
-		return nil, ErrRemoved
+	if err := g.usable(); err != nil {
+		return nil, err
 	}
 	if g.pending != nil {
-		// Section 15.2: once a commit is sent, application messages of
-		// the old epoch may be lost to receivers that have moved on.
+		// The epoch is about to end; data sent now would be under keys
+		// the receivers are about to retire.
 		return nil, errors.New("mls: a commit is pending; merge or discard it before sending application data")
+	}
+	if len(g.proposals) > 0 {
+		// Section 12.4: a member that has observed proposals in the
+		// epoch must commit before sending application data, so that,
+		// for example, members whose removal was proposed are removed.
+		return nil, ErrProposalsPending
 	}
 	ac := &AuthenticatedContent{
 		WireFormat: WireFormatPrivateMessage,

@@ -200,7 +200,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	}
 
 	// Dave removes Carol; Carol sees she is removed and cannot read on.
-	out, err = d.Commit(CommitOptions{Remove: []LeafIndex{c.OwnLeaf()}})
+	out, err = d.Commit(CommitOptions{Remove: []LeafIndex{c.OwnLeaf()}, ExternalPub: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +241,7 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 
 	// Eve joins by external commit, then resyncs.
 	eve := newTestClient(t, cs, "eve")
-	gi, err := a.GroupInfo(false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gi := out.GroupInfo
 	giMsg := roundTrip(t, &MLSMessage{Version: ProtocolMLS10, WireFormat: WireFormatGroupInfo, GroupInfo: gi})
 	e, commit, err := JoinExternal(cfg, giMsg.GroupInfo, nil, eve.cred, eve.sigKey, ExternalJoinOptions{})
 	if err != nil {
@@ -285,5 +282,38 @@ func testGroupLifecycle(t *testing.T, cs CipherSuite, private bool) {
 	}
 	if p, err := a.Process(roundTrip(t, m)); err != nil || string(p.ApplicationData) != "back" {
 		t.Fatalf("after resync: %v", err)
+	}
+}
+
+// TestSecretTreeWindow checks that Config's window settings reach the
+// secret tree: a message too far ahead is refused with ErrGenerationTooFar.
+func TestSecretTreeWindow(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	cfg := testConfig()
+	cfg.MaxForwardDistance = 2
+	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
+	kpA, secA := alice.keyPackage(t)
+	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpB, secB := bob.keyPackage(t)
+	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MergePendingCommit()
+	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *MLSMessage
+	for range 4 {
+		if last, err = a.Encrypt([]byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Process(last); !errors.Is(err, ErrGenerationTooFar) {
+		t.Fatalf("generation 3 with a window of 2: got %v, want ErrGenerationTooFar", err)
 	}
 }

@@ -38,8 +38,11 @@ type CommitOptions struct {
 	// Welcome's GroupInfo, for groups that distribute the tree out of
 	// band.
 	OmitRatchetTree bool
-	// ExternalPub adds an external_pub extension to the returned GroupInfo
-	// so that others can join by external commit.
+	// GroupInfo asks for a signed GroupInfo of the new epoch in
+	// CommitOutput, with the ratchet tree unless OmitRatchetTree.
+	GroupInfo bool
+	// ExternalPub adds an external_pub extension to that GroupInfo so
+	// that others can join by external commit; it implies GroupInfo.
 	ExternalPub bool
 	// AuthenticatedData is sent with the commit.
 	AuthenticatedData []byte
@@ -51,7 +54,8 @@ type CommitOutput struct {
 	Commit *MLSMessage
 	// Welcome is for the added members; nil when there are none.
 	Welcome *MLSMessage
-	// GroupInfo describes the new epoch, signed by this member.
+	// GroupInfo describes the new epoch, signed by this member, when
+	// CommitOptions.GroupInfo or ExternalPub asked for it.
 	GroupInfo *GroupInfo
 }
 
@@ -62,11 +66,17 @@ type CommitOutput struct {
 // stays in its current epoch until MergePendingCommit (or Process of the
 // commit coming back). See RFC 9420, Section 12.4.1.
 func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
-	if g.removed {
-		return nil, ErrRemoved
+	if err := g.usable(); err != nil {
+		return nil, err
 	}
 	if g.pending != nil {
 		return nil, errors.New("mls: a commit is already pending; merge or discard it first")
+	}
+	// Hash the current tree before copying it, so that the copy starts
+	// with every subtree hash cached: a commit then rehashes only the
+	// paths it changes, not the whole tree.
+	if _, err := g.tree.rootHash(); err != nil {
+		return nil, err
 	}
 	me := Sender{Type: SenderMember, Leaf: g.priv.Leaf}
 	props, pors := g.chooseProposals(opts)
@@ -115,8 +125,10 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	if out.Welcome, err = g.welcome(st, opts); err != nil {
 		return nil, err
 	}
-	if out.GroupInfo, err = g.epochGroupInfo(st, opts.ExternalPub, !opts.OmitRatchetTree); err != nil {
-		return nil, err
+	if opts.GroupInfo || opts.ExternalPub {
+		if out.GroupInfo, err = g.epochGroupInfo(st, opts.ExternalPub, !opts.OmitRatchetTree); err != nil {
+			return nil, err
+		}
 	}
 	if out.Commit, err = g.wrap(ac); err != nil {
 		return nil, err
@@ -155,6 +167,7 @@ func (g *Group) chooseProposals(opts CommitOptions) ([]committedProposal, []Prop
 	me := g.priv.Leaf
 	updated := map[LeafIndex]int{}
 	gce := opts.GroupContextExtensions != nil
+	var reinit *cachedProposal
 	for _, cp := range g.proposals {
 		switch cp.proposal.Type {
 		case ProposalTypeUpdate:
@@ -181,7 +194,11 @@ func (g *Group) chooseProposals(opts CommitOptions) ([]committedProposal, []Prop
 			}
 			gce = true
 		case ProposalTypeReInit:
-			// Section 12.2: other proposals are preferred over a ReInit.
+			// Section 12.2: other proposals are preferred over a ReInit,
+			// which is committed alone.
+			if reinit == nil {
+				reinit = cp
+			}
 			continue
 		}
 		add(cp.proposal, cp.sender, cp.ref)
@@ -198,6 +215,9 @@ func (g *Group) chooseProposals(opts CommitOptions) ([]committedProposal, []Prop
 	}
 	for _, id := range opts.PSKs {
 		add(&Proposal{Type: ProposalTypePSK, PreSharedKey: &PreSharedKeyProposal{PSK: id}}, me2, nil)
+	}
+	if len(props) == 0 && reinit != nil {
+		add(reinit.proposal, reinit.sender, reinit.ref)
 	}
 	return props, pors
 }
@@ -290,8 +310,8 @@ func (g *Group) HasPendingCommit() bool { return g.pending != nil }
 // joiners: with external_pub, and the ratchet tree unless omitTree. See
 // RFC 9420, Section 12.4.3.2.
 func (g *Group) GroupInfo(omitTree bool) (*GroupInfo, error) {
-	if g.removed {
-		return nil, ErrRemoved
+	if err := g.usable(); err != nil {
+		return nil, err
 	}
 	st := &stagedCommit{tree: g.tree}
 	exts, err := groupInfoExtensions(st, !omitTree)
@@ -304,8 +324,8 @@ func (g *Group) GroupInfo(omitTree bool) (*GroupInfo, error) {
 // propose signs and sends a proposal of this member, caching it so that
 // our own commits can include it. See RFC 9420, Section 12.1.
 func (g *Group) propose(p *Proposal) (*MLSMessage, error) {
-	if g.removed {
-		return nil, ErrRemoved
+	if err := g.usable(); err != nil {
+		return nil, err
 	}
 	me := Sender{Type: SenderMember, Leaf: g.priv.Leaf}
 	if err := g.validateProposal(p, me, g.tree, g.gc.Extensions); err != nil {
@@ -363,11 +383,18 @@ func (g *Group) ProposeGroupContextExtensions(exts Extensions) (*MLSMessage, err
 	return g.propose(&Proposal{Type: ProposalTypeGroupContextExtensions, GroupContextExtensions: &GroupContextExtensionsProposal{Extensions: cloneExtensions(exts)}})
 }
 
+// ProposeReInit proposes closing the group for a new one with the given
+// parameters. Once committed, no member sends in this group any more.
+// See RFC 9420, Sections 11.2 and 12.1.5.
+func (g *Group) ProposeReInit(groupID []byte, version ProtocolVersion, cs CipherSuite, exts Extensions) (*MLSMessage, error) {
+	return g.propose(&Proposal{Type: ProposalTypeReInit, ReInit: &ReInitProposal{GroupID: bytes.Clone(groupID), Version: version, CipherSuite: cs, Extensions: cloneExtensions(exts)}})
+}
+
 // ProposeUpdate proposes a fresh encryption key for our leaf, keeping the
 // rest of the leaf node. See RFC 9420, Section 12.1.2.
 func (g *Group) ProposeUpdate() (*MLSMessage, error) {
-	if g.removed {
-		return nil, ErrRemoved
+	if err := g.usable(); err != nil {
+		return nil, err
 	}
 	key, err := g.cs.GenerateHPKEKey()
 	if err != nil {

@@ -58,6 +58,12 @@ func (g *Group) provisionalContext(exts Extensions) func(treeHash []byte) ([]byt
 func (g *Group) stageCommit(ac *AuthenticatedContent, props []committedProposal) (*stagedCommit, error) {
 	commit := ac.Content.Commit
 	sender := ac.Content.Sender
+	// Hash the current tree before copying it, so that the copy starts
+	// with every subtree hash cached: a commit then rehashes only the
+	// paths it changes, not the whole tree.
+	if _, err := g.tree.rootHash(); err != nil {
+		return nil, err
+	}
 	st := &stagedCommit{tree: g.tree.clone(), priv: g.priv.clone()}
 	eff, err := g.applyProposals(st.tree, props, sender)
 	if err != nil {
@@ -102,6 +108,9 @@ func (g *Group) stageCommit(ac *AuthenticatedContent, props []committedProposal)
 			}
 		}
 		if err := g.checkLeafNode(&path.LeafNode, LeafNodeSourceCommit, eff.extensions, zeroTime); err != nil {
+			return nil, err
+		}
+		if err := checkFreshPathKeys(st.tree, path); err != nil {
 			return nil, err
 		}
 		rp, err := st.tree.processUpdatePath(st.committer, path, g.gc.GroupID, eff.added, st.priv, g.provisionalContext(eff.extensions))
@@ -207,6 +216,7 @@ func (g *Group) adopt(st *stagedCommit) *CommitResult {
 	g.interim = st.interim
 	g.confirmationTag = st.confirmationTag
 	g.pendingUpdates = nil
+	g.reinit = st.eff.reinit != nil
 	g.startEpoch()
 	return res
 }
@@ -223,3 +233,25 @@ func (g *Group) pendingUpdateKey(pub []byte) *HPKEPrivateKey {
 }
 
 var zeroTime time.Time
+
+// checkFreshPathKeys refuses an UpdatePath whose public keys already appear
+// in the tree, or twice in the path. See RFC 9420, Section 12.4.2.
+func checkFreshPathKeys(t *ratchetTree, path *UpdatePath) error {
+	seen := make(map[string]bool, len(t.nodes))
+	for x, n := range t.nodes {
+		if n != nil {
+			seen[string(t.encryptionKey(nodeIndex(x)))] = true
+		}
+	}
+	keys := [][]byte{path.LeafNode.EncryptionKey}
+	for i := range path.Nodes {
+		keys = append(keys, path.Nodes[i].EncryptionKey)
+	}
+	for _, k := range keys {
+		if seen[string(k)] {
+			return errors.New("mls: UpdatePath reuses a public key of the tree")
+		}
+		seen[string(k)] = true
+	}
+	return nil
+}

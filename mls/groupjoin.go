@@ -58,6 +58,9 @@ func JoinFromWelcome(cfg Config, welcome *Welcome, kp *KeyPackage, secrets *KeyP
 	if err := j.keySchedule(); err != nil {
 		return nil, err
 	}
+	if err := j.checkResumption(); err != nil {
+		return nil, err
+	}
 	return j.group(), nil
 }
 
@@ -186,6 +189,23 @@ func (j *welcomeJoin) keySchedule() error {
 		return err
 	}
 	return verifyConfirmationTag(j.cs, j.epoch, gi)
+}
+
+// checkResumption applies the checks of a Welcome to a reinitialized or
+// branched group that need nothing but the Welcome: at most one reinit or
+// branch PSK, and then epoch 1. Whether the members and parameters match
+// the old group is for the application, whose Config.ResumptionPSKs
+// lookup is given the PSK's ID. See RFC 9420, Sections 11.2, 11.3 and
+// 12.4.3.1.
+func (j *welcomeJoin) checkResumption() error {
+	n := countResumptionPSKs(j.opened.Secrets.PSKs)
+	if n > 1 {
+		return fmt.Errorf("mls: welcome has %d reinit or branch PSKs, at most one is allowed", n)
+	}
+	if n == 1 && j.opened.GroupInfo.GroupContext.Epoch != 1 {
+		return fmt.Errorf("mls: welcome with a reinit or branch PSK is for epoch %d, want 1", j.opened.GroupInfo.GroupContext.Epoch)
+	}
+	return nil
 }
 
 func (j *welcomeJoin) group() *Group {

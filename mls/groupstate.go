@@ -87,11 +87,14 @@ func (g *Group) MarshalState() ([]byte, error) {
 				})
 			}
 		})
-		var removed uint8
-		if g.removed {
-			removed = 1
+		var status uint8
+		switch {
+		case g.removed:
+			status = 1
+		case g.reinit:
+			status = 2
 		}
-		b.AddUint8(removed)
+		b.AddUint8(status)
 	})
 }
 
@@ -224,11 +227,11 @@ func RestoreGroup(cfg Config, data []byte, sigKey *SignaturePrivateKey) (*Group,
 	}) {
 		return bad("past epochs")
 	}
-	var removed uint8
-	if !s.ReadUint8(&removed) || removed > 1 || !s.Empty() {
-		return bad("trailing data")
+	var status uint8
+	if !s.ReadUint8(&status) || status > 2 || !s.Empty() {
+		return bad("status or trailing data")
 	}
-	g.removed = removed == 1
+	g.removed, g.reinit = status == 1, status == 2
 	return g, nil
 }
 

@@ -36,13 +36,6 @@ func TestGroupStateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			up, err := a.ProposeUpdate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := b.Process(roundTrip(t, up)); err != nil {
-				t.Fatal(err)
-			}
 			state, err := a.MarshalState()
 			if err != nil {
 				t.Fatal(err)
@@ -67,6 +60,21 @@ func TestGroupStateRoundTrip(t *testing.T) {
 				if _, err := b.Process(roundTrip(t, m)); err != nil {
 					t.Fatal(err)
 				}
+			}
+			// Alice proposes an update and is restored again: the
+			// proposal and the update's private key survive.
+			up, err := a2.ProposeUpdate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Process(roundTrip(t, up)); err != nil {
+				t.Fatal(err)
+			}
+			if state, err = a2.MarshalState(); err != nil {
+				t.Fatal(err)
+			}
+			if a2, err = RestoreGroup(cfg, state, alice.sigKey); err != nil {
+				t.Fatal(err)
 			}
 			// Bob commits Alice's update; the restored Alice follows.
 			out, err = b.Commit(CommitOptions{})

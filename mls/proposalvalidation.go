@@ -123,10 +123,11 @@ func (g *Group) validateProposal(p *Proposal, sender Sender, tree *ratchetTree, 
 		if len(id.Nonce) != g.cs.SecretSize() {
 			return fmt.Errorf("mls: PreSharedKey proposal has a %d-byte nonce, want %d", len(id.Nonce), g.cs.SecretSize())
 		}
-		if id.Type == PSKResumption && id.Usage != ResumptionApplication {
-			// Section 8.4: reinit and branch PSKs appear only in the
-			// Welcome of the new group.
-			return fmt.Errorf("mls: PreSharedKey proposal with resumption usage %d, want application", id.Usage)
+		if id.Type == PSKResumption && id.Usage != ResumptionApplication && !g.initialCommit(sender) {
+			// Section 12.1.4: reinit and branch PSKs belong only to the
+			// commit that sets up the new group of a reinitialization
+			// or branch (Sections 11.2 and 11.3).
+			return fmt.Errorf("mls: PreSharedKey proposal with resumption usage %d outside a reinitialization or branch", id.Usage)
 		}
 		return nil
 	case ProposalTypeReInit:
@@ -322,6 +323,9 @@ func (g *Group) applyProposals(tree *ratchetTree, props []committedProposal, com
 		}
 		eff.psks = append(eff.psks, id)
 	}
+	if n := countResumptionPSKs(eff.psks); n > 1 {
+		return nil, fmt.Errorf("mls: commit has %d reinit or branch PSKs, at most one is allowed", n)
+	}
 	if len(inits) == 1 {
 		eff.pathRequired = true
 		eff.externalInit = inits[0].proposal.ExternalInit
@@ -346,4 +350,23 @@ func (g *Group) applyProposals(tree *ratchetTree, props []committedProposal, com
 		}
 	}
 	return eff, nil
+}
+
+// initialCommit reports whether a proposal from sender belongs to the
+// commit that sets up a new group: our own, at epoch 0. Nobody else
+// processes that commit; the others join at epoch 1 by Welcome.
+func (g *Group) initialCommit(sender Sender) bool {
+	return g.gc.Epoch == 0 && sender.Type == SenderMember && sender.Leaf == g.priv.Leaf
+}
+
+// countResumptionPSKs counts the PSKs of resumption type with usage reinit
+// or branch. See RFC 9420, Section 12.4.3.1.
+func countResumptionPSKs(ids []PreSharedKeyID) int {
+	n := 0
+	for _, id := range ids {
+		if id.Type == PSKResumption && id.Usage != ResumptionApplication {
+			n++
+		}
+	}
+	return n
 }

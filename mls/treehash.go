@@ -3,7 +3,9 @@ package mls
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -253,13 +255,19 @@ func (t *ratchetTree) validate(groupID []byte, checkLeaf func(LeafIndex, *LeafNo
 		}
 		return nil
 	})
+	// The leaf signatures are most of the cost of validating a large
+	// tree; they are checked concurrently, and reported in leaf order.
+	sigErrs := t.verifyLeafSignatures(groupID)
 	sigKeys := make(map[string]LeafIndex)
 	err := t.leafNodes(func(i LeafIndex, l *LeafNode) error {
 		if j, dup := sigKeys[string(l.SignatureKey)]; dup {
 			return fmt.Errorf("mls: leaves %d and %d have the same signature key", j, i)
 		}
 		sigKeys[string(l.SignatureKey)] = i
-		if err := t.validateLeaf(groupID, i, l, inUse); err != nil {
+		if err := sigErrs[i]; err != nil {
+			return err
+		}
+		if err := t.validateLeafCapabilities(i, l, inUse); err != nil {
 			return err
 		}
 		if checkLeaf != nil {
@@ -284,6 +292,38 @@ func (t *ratchetTree) validateLeaf(groupID []byte, i LeafIndex, l *LeafNode, cre
 	if err := l.verifySignature(t.suite, groupID, i); err != nil {
 		return err
 	}
+	return t.validateLeafCapabilities(i, l, credTypes)
+}
+
+// verifyLeafSignatures verifies the signature of every non-blank leaf,
+// spread over GOMAXPROCS goroutines, and returns the error of each leaf
+// whose signature does not verify.
+func (t *ratchetTree) verifyLeafSignatures(groupID []byte) map[LeafIndex]error {
+	n := t.leafCount()
+	workers := min(runtime.GOMAXPROCS(0), int(n/64)+1)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := uint32(w); i < n; i += uint32(workers) {
+				if l := t.leaf(LeafIndex(i)); l != nil {
+					errs[i] = l.verifySignature(t.suite, groupID, LeafIndex(i))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	out := map[LeafIndex]error{}
+	for i, err := range errs {
+		if err != nil {
+			out[LeafIndex(i)] = err
+		}
+	}
+	return out
+}
+
+// validateLeafCapabilities is validateLeaf without the signature.
+func (t *ratchetTree) validateLeafCapabilities(i LeafIndex, l *LeafNode, credTypes []CredentialType) error {
 	for _, ct := range credTypes {
 		if !slices.Contains(l.Capabilities.Credentials, ct) {
 			return fmt.Errorf("mls: leaf %d does not support credential type %d used in the group", i, ct)
