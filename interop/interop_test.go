@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -40,6 +41,7 @@ var scenarios = []struct {
 	{"update", testUpdate},
 	{"remove", testRemove},
 	{"external-join", testExternalJoin},
+	{"proposals", testProposals},
 	{"four-members", testFourMembers},
 }
 
@@ -91,6 +93,10 @@ func process(t *testing.T, m member, msg []byte, want string) processed {
 	t.Helper()
 	p, err := m.tryProcess(msg)
 	if err != nil {
+		var de *driverError
+		if errors.As(err, &de) {
+			t.Fatalf("%s member processing: %v\n%s", m.impl(), err, de.stack)
+		}
 		t.Fatalf("%s member processing: %v", m.impl(), err)
 	}
 	if p.Kind != want {
@@ -218,6 +224,32 @@ func testRemove(t *testing.T, e env) {
 	send(t, c, a)
 }
 
+// testProposals: each implementation commits, by reference, a proposal
+// the other one sent: an Add, then a Remove.
+func testProposals(t *testing.T, e env) {
+	a, b := pair(t, e)
+	c := e.creator(t, "carol")
+	process(t, a, b.proposeAdd(t, c.keyPackage(t)), "proposal")
+	welcome := commitTo(t, a, nil, nil, b)
+	c.join(t, welcome)
+	agree(t, a, b, c)
+	send(t, c, a, b)
+
+	// Every member gets the proposal, the one it removes included.
+	proposal := a.proposeRemove(t, c.state(t).Leaf)
+	process(t, b, proposal, "proposal")
+	process(t, c, proposal, "proposal")
+	commit, _ := b.commit(t, nil, nil)
+	process(t, a, commit, "commit")
+	process(t, c, commit, "removed")
+	agree(t, a, b)
+	if got := a.state(t).Members; got != 2 {
+		t.Fatalf("%d members after the remove, want 2", got)
+	}
+	send(t, a, b)
+	send(t, b, a)
+}
+
 func testExternalJoin(t *testing.T, e env) {
 	a := e.creator(t, "alice")
 	a.createGroup(t, []byte("interop group"))
@@ -245,6 +277,14 @@ func testExternalJoin(t *testing.T, e env) {
 func testFourMembers(t *testing.T, e env) {
 	a1, b1 := e.creator(t, "alice"), e.other(t, "bob")
 	a2, b2 := e.creator(t, "carol"), e.other(t, "dave")
+	// One Go member sends its handshake messages as PrivateMessage, as
+	// ts-mls does by default; the other keeps the Go default,
+	// PublicMessage.
+	for _, m := range []member{a2, b2} {
+		if g, ok := m.(*goMember); ok {
+			g.cfg.UsePrivateHandshake = true
+		}
+	}
 	a1.createGroup(t, []byte("interop group of four"))
 	welcome := commitTo(t, a1, [][]byte{b1.keyPackage(t), a2.keyPackage(t)}, nil)
 	b1.join(t, welcome)

@@ -31,6 +31,8 @@ type member interface {
 	// UpdatePath (RFC 9420, Section 12.4). The commit is already merged.
 	commit(t *testing.T, add [][]byte, remove []mls.LeafIndex) (commit, welcome []byte)
 	join(t *testing.T, welcome []byte)
+	proposeAdd(t *testing.T, keyPackage []byte) []byte
+	proposeRemove(t *testing.T, leaf mls.LeafIndex) []byte
 	tryProcess(msg []byte) (processed, error)
 	encrypt(t *testing.T, data []byte) []byte
 	groupInfo(t *testing.T) []byte
@@ -220,6 +222,24 @@ func (m *goMember) externalJoin(t *testing.T, groupInfo []byte) []byte {
 	return m.marshal(t, commit)
 }
 
+func (m *goMember) proposeAdd(t *testing.T, keyPackage []byte) []byte {
+	t.Helper()
+	msg, err := m.g.ProposeAdd(m.unmarshal(t, keyPackage, mls.WireFormatKeyPackage).KeyPackage)
+	if err != nil {
+		m.fatalf(t, "propose add: %v", err)
+	}
+	return m.marshal(t, msg)
+}
+
+func (m *goMember) proposeRemove(t *testing.T, leaf mls.LeafIndex) []byte {
+	t.Helper()
+	msg, err := m.g.ProposeRemove(leaf)
+	if err != nil {
+		m.fatalf(t, "propose remove: %v", err)
+	}
+	return m.marshal(t, msg)
+}
+
 // proposeUpdate sends an Update proposal for a fresh leaf key; ts-mls 1.6.4
 // has no API to do the same (see README.md).
 func (m *goMember) proposeUpdate(t *testing.T) []byte {
@@ -346,12 +366,12 @@ func (m *tsMember) request(op string, args map[string]any, resp any) error {
 	if err != nil {
 		return fmt.Errorf("reading from the driver: %w", err)
 	}
-	var e struct{ Error string }
+	var e struct{ Error, Stack string }
 	if err := json.Unmarshal(reply, &e); err != nil {
 		return fmt.Errorf("driver reply %q: %w", reply, err)
 	}
 	if e.Error != "" {
-		return errors.New(e.Error)
+		return &driverError{msg: e.Error, stack: e.Stack}
 	}
 	if resp == nil {
 		return nil
@@ -359,10 +379,22 @@ func (m *tsMember) request(op string, args map[string]any, resp any) error {
 	return json.Unmarshal(reply, resp)
 }
 
+// driverError is an error the driver answered with, and where in ts-mls
+// (or the driver) it was thrown.
+type driverError struct{ msg, stack string }
+
+func (e *driverError) Error() string { return e.msg }
+
 func (m *tsMember) call(t *testing.T, op string, args map[string]any, resp any) {
 	t.Helper()
 	if err := m.request(op, args, resp); err != nil {
-		t.Fatalf("ts-mls member %s: %s: %v\ndriver stderr:\n%s", m.name, op, err, m.stderr.String())
+		// The stack comes with the reply; stderr is copied concurrently and
+		// may lag behind it, so it is only the driver's log so far.
+		var de *driverError
+		if errors.As(err, &de) {
+			t.Fatalf("ts-mls member %s: %s: %v\n%s", m.name, op, err, de.stack)
+		}
+		t.Fatalf("ts-mls member %s: %s: %v\ndriver stderr so far:\n%s", m.name, op, err, m.stderr.String())
 	}
 }
 
@@ -405,6 +437,20 @@ func (m *tsMember) commit(t *testing.T, add [][]byte, remove []mls.LeafIndex) (c
 func (m *tsMember) join(t *testing.T, welcome []byte) {
 	t.Helper()
 	m.call(t, "join", map[string]any{"welcome": hex.EncodeToString(welcome)}, nil)
+}
+
+func (m *tsMember) proposeAdd(t *testing.T, keyPackage []byte) []byte {
+	t.Helper()
+	var r struct{ Message string }
+	m.call(t, "propose", map[string]any{"add": hex.EncodeToString(keyPackage)}, &r)
+	return m.unhex(t, r.Message)
+}
+
+func (m *tsMember) proposeRemove(t *testing.T, leaf mls.LeafIndex) []byte {
+	t.Helper()
+	var r struct{ Message string }
+	m.call(t, "propose", map[string]any{"remove": uint32(leaf)}, &r)
+	return m.unhex(t, r.Message)
 }
 
 func (m *tsMember) tryProcess(msg []byte) (processed, error) {

@@ -1,7 +1,7 @@
 // driver.mjs is one ts-mls group member, driven by the Go interoperability
 // tests (package interop). It reads one JSON command per line on stdin and
 // writes one JSON response per line on stdout; bytes travel as hex. Errors
-// are answered as {"error": "..."}; diagnostics go to stderr.
+// are answered as {"error": "...", "stack": "..."}, and logged to stderr.
 //
 // Every MLS message crosses the pipe as an encoded MLSMessage (RFC 9420,
 // Section 6), exactly as a delivery service would carry it.
@@ -12,6 +12,7 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createProposal,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -145,6 +146,18 @@ const ops = {
     return out;
   },
 
+  // propose sends an Add (of keyPackage) or a Remove (of leaf) proposal.
+  async propose({ add, remove }) {
+    needState();
+    const proposal =
+      add !== undefined
+        ? { proposalType: "add", add: { keyPackage: decode(add, "mls_key_package").keyPackage } }
+        : { proposalType: "remove", remove: { removed: remove } };
+    const res = await createProposal(state, false, proposal, impl);
+    state = res.newState;
+    return { message: encode(res.message) };
+  },
+
   async encrypt({ data }) {
     needState();
     const res = await createApplicationMessage(state, unhex(data), impl);
@@ -229,7 +242,7 @@ for await (const line of rl) {
     resp = await op(cmd);
   } catch (e) {
     process.stderr.write(`driver: ${e && e.stack ? e.stack : e}\n`);
-    resp = { error: String(e && e.message ? e.message : e) };
+    resp = { error: String(e && e.message ? e.message : e), stack: String(e && e.stack ? e.stack : "") };
   }
   process.stdout.write(JSON.stringify(resp) + "\n");
 }
