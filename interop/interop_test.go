@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/tainik/tainik/mls"
@@ -307,6 +308,25 @@ func testFourMembers(t *testing.T, e env) {
 		agree(t, all...)
 		send(t, all[(i+1)%len(all)], others(all, (i+1)%len(all))...)
 	}
+
+	// An Update of one Go member, committed by the other Go member, so that
+	// the ts-mls members apply an Update they did not commit.
+	var gos []*goMember
+	for _, m := range all {
+		if g, ok := m.(*goMember); ok {
+			gos = append(gos, g)
+		}
+	}
+	proposer, committer := gos[0], gos[1]
+	update := proposer.proposeUpdate(t)
+	for _, m := range all {
+		if m != member(proposer) {
+			process(t, m, update, "proposal")
+		}
+	}
+	commitTo(t, committer, nil, nil, others(all, slices.Index(all, member(committer)))...)
+	agree(t, all...)
+	send(t, proposer, others(all, slices.Index(all, member(proposer)))...)
 }
 
 func others(all []member, i int) []member {
