@@ -138,7 +138,7 @@ func pair(t *testing.T, e env) (a, b member) {
 	if welcome == nil {
 		t.Fatalf("%s member's add commit has no Welcome", a.impl())
 	}
-	b.join(t, welcome)
+	b.join(t, welcome, nil)
 	agree(t, a, b)
 	if got := b.state(t).Epoch; got != 1 {
 		t.Fatalf("joined in epoch %d, want 1", got)
@@ -154,6 +154,19 @@ func testWelcome(t *testing.T, e env) {
 	if got := a.state(t).Members; got != 2 {
 		t.Fatalf("group has %d members, want 2", got)
 	}
+
+	// A second joiner, of the other implementation, gets a Welcome without
+	// the ratchet_tree extension and the tree out of band (RFC 9420,
+	// Section 12.4.3.3).
+	c := e.other(t, "carol")
+	commit, welcome, tree := a.commitTreeOutOfBand(t, [][]byte{c.keyPackage(t)})
+	process(t, b, commit, "commit")
+	if err := c.tryJoin(welcome, nil); err == nil {
+		t.Fatalf("%s member joined without the ratchet tree; the Welcome should not carry it", c.impl())
+	}
+	c.join(t, welcome, tree)
+	agree(t, a, b, c)
+	send(t, c, a, b)
 }
 
 func testApplication(t *testing.T, e env) {
@@ -203,7 +216,7 @@ func testRemove(t *testing.T, e env) {
 	a, b := pair(t, e)
 	c := e.other(t, "carol")
 	welcome := commitTo(t, a, [][]byte{c.keyPackage(t)}, nil, b)
-	c.join(t, welcome)
+	c.join(t, welcome, nil)
 	agree(t, a, b, c)
 
 	removed := b.state(t).Leaf
@@ -232,7 +245,7 @@ func testProposals(t *testing.T, e env) {
 	c := e.creator(t, "carol")
 	process(t, a, b.proposeAdd(t, c.keyPackage(t)), "proposal")
 	welcome := commitTo(t, a, nil, nil, b)
-	c.join(t, welcome)
+	c.join(t, welcome, nil)
 	agree(t, a, b, c)
 	send(t, c, a, b)
 
@@ -288,12 +301,12 @@ func testFourMembers(t *testing.T, e env) {
 	}
 	a1.createGroup(t, []byte("interop group of four"))
 	welcome := commitTo(t, a1, [][]byte{b1.keyPackage(t), a2.keyPackage(t)}, nil)
-	b1.join(t, welcome)
-	a2.join(t, welcome)
+	b1.join(t, welcome, nil)
+	a2.join(t, welcome, nil)
 	agree(t, a1, b1, a2)
 
 	welcome = commitTo(t, b1, [][]byte{b2.keyPackage(t)}, nil, a1, a2)
-	b2.join(t, welcome)
+	b2.join(t, welcome, nil)
 	all := []member{a1, b1, a2, b2}
 	agree(t, all...)
 	if got := a1.state(t).Members; got != 4 {

@@ -30,7 +30,13 @@ type member interface {
 	// by value; with none of them it is an empty commit, which carries an
 	// UpdatePath (RFC 9420, Section 12.4). The commit is already merged.
 	commit(t *testing.T, add [][]byte, remove []mls.LeafIndex) (commit, welcome []byte)
-	join(t *testing.T, welcome []byte)
+	// commitTreeOutOfBand commits adds with a Welcome whose GroupInfo has
+	// no ratchet_tree extension, and returns the tree to send alongside.
+	commitTreeOutOfBand(t *testing.T, add [][]byte) (commit, welcome, tree []byte)
+	// join joins by Welcome; tree is the ratchet tree when the Welcome
+	// does not carry it.
+	join(t *testing.T, welcome, tree []byte)
+	tryJoin(welcome, tree []byte) error
 	proposeAdd(t *testing.T, keyPackage []byte) []byte
 	proposeRemove(t *testing.T, leaf mls.LeafIndex) []byte
 	tryProcess(msg []byte) (processed, error)
@@ -144,7 +150,24 @@ func (m *goMember) createGroup(t *testing.T, groupID []byte) {
 
 func (m *goMember) commit(t *testing.T, add [][]byte, remove []mls.LeafIndex) (commit, welcome []byte) {
 	t.Helper()
-	opts := mls.CommitOptions{Remove: remove}
+	return m.commitWith(t, mls.CommitOptions{Remove: remove}, add)
+}
+
+func (m *goMember) commitTreeOutOfBand(t *testing.T, add [][]byte) (commit, welcome, tree []byte) {
+	t.Helper()
+	commit, welcome = m.commitWith(t, mls.CommitOptions{OmitRatchetTree: true}, add)
+	rt, err := m.g.RatchetTree()
+	if err != nil {
+		m.fatalf(t, "ratchet tree: %v", err)
+	}
+	if tree, err = rt.Marshal(); err != nil {
+		m.fatalf(t, "ratchet tree: %v", err)
+	}
+	return commit, welcome, tree
+}
+
+func (m *goMember) commitWith(t *testing.T, opts mls.CommitOptions, add [][]byte) (commit, welcome []byte) {
+	t.Helper()
 	for _, data := range add {
 		opts.Add = append(opts.Add, m.unmarshal(t, data, mls.WireFormatKeyPackage).KeyPackage)
 	}
@@ -162,14 +185,33 @@ func (m *goMember) commit(t *testing.T, add [][]byte, remove []mls.LeafIndex) (c
 	return commit, welcome
 }
 
-func (m *goMember) join(t *testing.T, welcome []byte) {
+func (m *goMember) join(t *testing.T, welcome, tree []byte) {
 	t.Helper()
-	w := m.unmarshal(t, welcome, mls.WireFormatWelcome).Welcome
-	g, err := mls.JoinFromWelcome(m.cfg, w, m.kp, m.secrets, m.sigKey, nil)
-	if err != nil {
+	if err := m.tryJoin(welcome, tree); err != nil {
 		m.fatalf(t, "join: %v", err)
 	}
+}
+
+func (m *goMember) tryJoin(welcome, tree []byte) error {
+	msg, err := mls.UnmarshalMLSMessage(welcome)
+	if err != nil {
+		return err
+	}
+	if msg.WireFormat != mls.WireFormatWelcome {
+		return fmt.Errorf("got wire format %d, want a Welcome", msg.WireFormat)
+	}
+	var rt mls.RatchetTree
+	if tree != nil {
+		if rt, err = mls.UnmarshalRatchetTree(tree); err != nil {
+			return err
+		}
+	}
+	g, err := mls.JoinFromWelcome(m.cfg, msg.Welcome, m.kp, m.secrets, m.sigKey, rt)
+	if err != nil {
+		return err
+	}
 	m.g = g
+	return nil
 }
 
 func (m *goMember) tryProcess(data []byte) (processed, error) {
@@ -434,9 +476,32 @@ func (m *tsMember) commit(t *testing.T, add [][]byte, remove []mls.LeafIndex) (c
 	return m.unhex(t, r.Commit), m.unhex(t, r.Welcome)
 }
 
-func (m *tsMember) join(t *testing.T, welcome []byte) {
+func (m *tsMember) commitTreeOutOfBand(t *testing.T, add [][]byte) (commit, welcome, tree []byte) {
 	t.Helper()
-	m.call(t, "join", map[string]any{"welcome": hex.EncodeToString(welcome)}, nil)
+	adds := []string{}
+	for _, kp := range add {
+		adds = append(adds, hex.EncodeToString(kp))
+	}
+	var r struct{ Commit, Welcome, RatchetTree string }
+	m.call(t, "commit", map[string]any{"add": adds, "treeOutOfBand": true}, &r)
+	return m.unhex(t, r.Commit), m.unhex(t, r.Welcome), m.unhex(t, r.RatchetTree)
+}
+
+func (m *tsMember) join(t *testing.T, welcome, tree []byte) {
+	t.Helper()
+	m.call(t, "join", m.joinArgs(welcome, tree), nil)
+}
+
+func (m *tsMember) tryJoin(welcome, tree []byte) error {
+	return m.request("join", m.joinArgs(welcome, tree), nil)
+}
+
+func (m *tsMember) joinArgs(welcome, tree []byte) map[string]any {
+	args := map[string]any{"welcome": hex.EncodeToString(welcome)}
+	if tree != nil {
+		args["ratchetTree"] = hex.EncodeToString(tree)
+	}
+	return args
 }
 
 func (m *tsMember) proposeAdd(t *testing.T, keyPackage []byte) []byte {

@@ -29,7 +29,7 @@ import {
   processMessage,
 } from "ts-mls";
 import { createGroupInfo } from "ts-mls/createCommit.js";
-import { ratchetTreeEncoder } from "ts-mls/ratchetTree.js";
+import { decodeRatchetTree, ratchetTreeEncoder } from "ts-mls/ratchetTree.js";
 import { encode as encodeWith } from "ts-mls/codec/tlsEncoder.js";
 
 const hex = (b) => Buffer.from(b).toString("hex");
@@ -119,16 +119,23 @@ const ops = {
   async join({ welcome, ratchetTree }) {
     if (pending === undefined) throw new Error("no key package to join with");
     const w = decode(welcome, "mls_welcome");
-    if (ratchetTree) throw new Error("out-of-band ratchet trees are not used by the tests");
-    state = await joinGroup(w.welcome, pending.publicPackage, pending.privatePackage, emptyPskIndex, impl);
+    let tree;
+    if (ratchetTree) {
+      const decoded = decodeRatchetTree(unhex(ratchetTree), 0);
+      if (decoded === undefined || decoded[1] !== ratchetTree.length / 2) throw new Error("cannot decode ratchet tree");
+      tree = decoded[0];
+    }
+    state = await joinGroup(w.welcome, pending.publicPackage, pending.privatePackage, emptyPskIndex, impl, tree);
     pending = undefined;
     return {};
   },
 
   // commit commits the proposals received so far, plus adds and removes
   // given by value. ts-mls adds an UpdatePath whenever RFC 9420,
-  // Section 12.4 requires one, so an empty commit carries a path.
-  async commit({ add = [], remove = [] }) {
+  // Section 12.4 requires one, so an empty commit carries a path. With
+  // treeOutOfBand, the Welcome's GroupInfo has no ratchet_tree extension
+  // and the tree comes back separately.
+  async commit({ add = [], remove = [], treeOutOfBand = false }) {
     needState();
     const extraProposals = [
       ...remove.map((leaf) => ({ proposalType: "remove", remove: { removed: leaf } })),
@@ -136,10 +143,11 @@ const ops = {
     ];
     const res = await createCommit(
       { state, cipherSuite: impl, pskIndex: makePskIndex(state, {}) },
-      { extraProposals, ratchetTreeExtension: true },
+      { extraProposals, ratchetTreeExtension: !treeOutOfBand },
     );
     state = res.newState;
     const out = { commit: encode(res.commit) };
+    if (treeOutOfBand) out.ratchetTree = hex(encodeWith(ratchetTreeEncoder)(state.ratchetTree));
     if (res.welcome !== undefined) {
       out.welcome = encode({ version: "mls10", wireformat: "mls_welcome", welcome: res.welcome });
     }
