@@ -364,6 +364,7 @@ const driverTimeout = 90 * time.Second
 func newTSMember(t *testing.T, cs mls.CipherSuite, name string) *tsMember {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), driverTimeout)
+	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, "node", filepath.Join(driverDir, "driver.mjs"))
 	m := &tsMember{name: name, stderr: new(lockedBuffer)}
 	cmd.Stderr = m.stderr
@@ -377,10 +378,11 @@ func newTSMember(t *testing.T, cs mls.CipherSuite, name string) *tsMember {
 	}
 	m.stdout = bufio.NewReaderSize(out, 1<<20)
 	if err := cmd.Start(); err != nil {
-		cancel()
 		t.Fatalf("starting the ts-mls driver: %v", err)
 	}
 	t.Cleanup(func() {
+		// Closing stdin ends the driver's read loop; the context kills a
+		// driver that does not exit by itself.
 		m.stdin.Close()
 		cancel()
 		cmd.Wait()
