@@ -4,6 +4,7 @@ import (
 	"crypto/hkdf"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha3"
 	"crypto/sha512"
 	"errors"
 	"fmt"
@@ -75,6 +76,19 @@ func (cs CipherSuite) DeriveHPKEKey(ikm []byte) (*HPKEPrivateKey, error) {
 	p, err := cs.params()
 	if err != nil {
 		return nil, err
+	}
+	if p.kem == kemXWing {
+		// X-Wing's DeriveKeyPair as draft-connolly-cfrg-xwing-kem defines
+		// it for HPKE, and as ts-mls, whose numbering of the X-Wing suites
+		// this package uses, computes it: the private key (a seed) is
+		// SHAKE256(ikm, 32). The standard library's MLKEM768X25519 follows
+		// draft-ietf-hpke-pq instead, with SHAKE256.LabeledDerive, and so
+		// derives other TreeKEM node keys.
+		priv, err := p.stdKEM().NewPrivateKey(sha3.SumSHAKE256(ikm, 32))
+		if err != nil {
+			return nil, fmt.Errorf("mls: deriving key pair: %w", err)
+		}
+		return cs.wrapKey(priv, nil)
 	}
 	if k := p.stdKEM(); k != nil {
 		priv, err := k.DeriveKeyPair(ikm)
