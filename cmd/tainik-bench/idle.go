@@ -48,13 +48,28 @@ func raiseFDLimit(n int) {
 // the relay's memory growth per connection.
 func runIdle(cfg config) error {
 	raiseFDLimit(2*cfg.idle + 10000)
-	p, err := startRelay(cfg)
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if max := int(lim.Cur) - 500; cfg.idle > max {
+		// The bench holds one descriptor per connection (and so does a
+		// relay it starts); past the limit it cannot even read /proc to
+		// measure.
+		fmt.Printf("open-file limit is %d (hard %d): running %d connections instead of %d\n", lim.Cur, lim.Max, max, cfg.idle)
+		cfg.idle = max
+	}
+	addr, pid := cfg.addr, cfg.relayPID
+	if addr == "" {
+		p, err := startRelay(cfg)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		addr, pid = p.addr, p.cmd.Process.Pid
+	}
+	a, err := relay.ParseAddress(addr)
 	if err != nil {
 		return err
 	}
-	defer p.stop()
-	pid := p.cmd.Process.Pid
-	a, _ := relay.ParseAddress(p.addr)
 
 	const perSource = 25000
 	var next atomic.Uint64
@@ -85,7 +100,9 @@ func runIdle(cfg config) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			ws, _, err := websocket.Dial(ctx, "wss://"+a.HostPort+relay.Path, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{relay.Subprotocol}})
+			dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+			defer dcancel()
+			ws, _, err := websocket.Dial(dctx, "wss://"+a.HostPort+relay.Path, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{relay.Subprotocol}})
 			if err != nil {
 				failed.Add(1)
 				return

@@ -33,6 +33,7 @@ type config struct {
 	natsURL    string
 	natsConns  int
 	cpuProfile string
+	relayPID   int
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&cfg.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server for -mode nats")
 	flag.IntVar(&cfg.natsConns, "nats-conns", 50, "NATS connections shared by the publishers")
 	flag.StringVar(&cfg.cpuProfile, "relay-cpuprofile", "", "have the started relay write a CPU profile here")
+	flag.IntVar(&cfg.relayPID, "relay-pid", 0, "with -addr: process id of the relay, to measure its CPU and memory")
 	flag.Parse()
 
 	var err error

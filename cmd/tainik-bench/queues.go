@@ -42,8 +42,7 @@ func (l *latencies) quantiles() (p50, p99 time.Duration, n int) {
 // every message. End-to-end latency runs from the start of Send to the
 // push at the recipient.
 func runQueues(cfg config) error {
-	addr := cfg.addr
-	pid := 0
+	addr, pid := cfg.addr, cfg.relayPID
 	if addr == "" {
 		p, err := startRelay(cfg)
 		if err != nil {

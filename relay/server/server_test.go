@@ -474,3 +474,37 @@ func TestQuotaAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestACMEAddress(t *testing.T) {
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), ACMEDomain: "relay.example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	addr := &net.TCPAddr{IP: net.IPv4zero, Port: 443}
+	if got, want := srv.Address(addr).String(), "tainik://relay.example.org:443"; got != want {
+		t.Errorf("address %q, want %q", got, want)
+	}
+	if srv.Fingerprint() != "" {
+		t.Error("ACME relay has a pinned fingerprint")
+	}
+}
+
+func TestAddressStable(t *testing.T) {
+	dir := t.TempDir()
+	var addrs []string
+	for range 2 {
+		srv, err := server.New(server.Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, srv.Address(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7443}).String())
+		srv.Shutdown(context.Background())
+	}
+	if addrs[0] != addrs[1] {
+		t.Errorf("address changed across restarts: %s, %s", addrs[0], addrs[1])
+	}
+	if _, err := relay.ParseAddress(addrs[0]); err != nil {
+		t.Errorf("relay printed an address it cannot parse: %v", err)
+	}
+}
