@@ -86,7 +86,7 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 	}
 	if !dup {
 		c.s.metrics.queueMessages.Add(1)
-		c.s.hub.notifyQueue(q.Key)
+		c.s.queueStored(q.Key)
 	}
 	return &relay.OK{}, nil
 }
