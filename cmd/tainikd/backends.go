@@ -9,6 +9,8 @@ import (
 
 	"github.com/tainik/tainik/relay/server"
 	"github.com/tainik/tainik/relay/server/natswake"
+	"github.com/tainik/tainik/relay/server/store"
+	"github.com/tainik/tainik/relay/server/store/blobdir"
 	"github.com/tainik/tainik/relay/server/store/postgres"
 )
 
@@ -19,6 +21,7 @@ var (
 	natsURL     = flag.String("nats", "", "NATS URL for wake-ups between nodes (required with -store postgres when more than one node runs)")
 	natsPrefix  = flag.String("nats-prefix", "tainik", "NATS subject prefix; the same on every node of one relay")
 	nodeID      = flag.String("node-id", "", "name of this node in logs")
+	blobDir     = flag.String("blobs", "", "keep blobs in this directory (shared by the nodes) instead of the store")
 )
 
 // openBackends sets cfg.Store and cfg.Notifier from the flags and returns
@@ -54,6 +57,23 @@ func openBackends(cfg *server.Config) (func() error, error) {
 		closers = append(closers, st.Close)
 	default:
 		return nil, fmt.Errorf("unknown -store %q: want bolt or postgres", *storeKind)
+	}
+	if *blobDir != "" {
+		meta := cfg.Store
+		if meta == nil {
+			b, err := store.Open(cfg.DataDir)
+			if err != nil {
+				return nil, err
+			}
+			meta = b
+		}
+		bs, err := blobdir.New(meta, *blobDir)
+		if err != nil {
+			meta.Close()
+			return nil, err
+		}
+		cfg.Store = bs
+		closers = []func() error{bs.Close}
 	}
 	if *natsURL != "" {
 		if *storeKind != "postgres" {

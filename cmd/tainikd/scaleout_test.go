@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,7 +37,8 @@ func TestScaleOut(t *testing.T) {
 	bin := buildRelay(t)
 	ctx := testContext(t, 90*time.Second)
 
-	args := []string{"-store", "postgres", "-postgres", dbURL, "-nats", natsURL, "-nats-prefix", prefix, "-log-level", "warn"}
+	blobs := t.TempDir() // shared by the nodes, as an NFS mount would be
+	args := []string{"-store", "postgres", "-postgres", dbURL, "-nats", natsURL, "-nats-prefix", prefix, "-blobs", blobs, "-log-level", "warn"}
 	var nodes [3]*relayProc
 	var hostPorts, dirs [3]string
 	for i := range nodes {
@@ -93,6 +95,21 @@ func TestScaleOut(t *testing.T) {
 	}
 
 	t.Run("OneCommitPerEpoch", func(t *testing.T) { testConcurrentCommits(t, ctx, dial) })
+	t.Run("BlobAcrossNodes", func(t *testing.T) {
+		data := make([]byte, 3*relay.MaxChunk+100)
+		rand.Read(data)
+		b, err := dial(0).CreateBlob(ctx, uint64(len(data)), sha256.Sum256(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err = dial(1).Upload(ctx, b, data); err != nil {
+			t.Fatal(err)
+		}
+		got, err := dial(2).Download(ctx, b.DownloadToken)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("download through another node: %d bytes, %v", len(got), err)
+		}
+	})
 
 	const nRecipients, nSenders, nAppenders = 6, 6, 3
 	type recipient struct {
