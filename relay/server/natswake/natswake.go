@@ -54,7 +54,9 @@ func Dial(url, prefix string, log *slog.Logger) (*Notifier, error) {
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.Timeout(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("NATS disconnected; wake-ups from other nodes are paused", "err", err)
+			if err != nil { // nil when closed on purpose
+				log.Warn("NATS disconnected; wake-ups from other nodes are paused", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
 			log.Info("NATS reconnected; waking every local subscriber")
