@@ -82,14 +82,23 @@ func (n *Notifier) wakeAll() {
 	}
 }
 
-// Publish sends w. It does not wait for the server: while disconnected,
-// nats.go buffers publications and sends them on reconnect.
+// Publish sends w and returns once the NATS server has it (a flush, one
+// round trip), so that a send the relay acknowledges has its wake-up on
+// the server: if the NATS server then fails, every node reconnects and
+// wakes all its subscribers. While disconnected it returns an error at
+// once; nats.go buffers the notice and sends it on reconnect.
 func (n *Notifier) Publish(w server.Wake) error {
 	var msg [1 + len(relay.ID{})]byte
 	msg[0] = byte(w.Kind)
 	copy(msg[1:], w.Key[:])
 	if err := n.nc.Publish(n.subject, msg[:]); err != nil {
 		return fmt.Errorf("natswake: %w", err)
+	}
+	if !n.nc.IsConnected() {
+		return errors.New("natswake: disconnected; wake-up buffered until reconnect")
+	}
+	if err := n.nc.FlushTimeout(time.Second); err != nil {
+		return fmt.Errorf("natswake: flushing a wake-up: %w", err)
 	}
 	return nil
 }
