@@ -134,6 +134,35 @@ func TestScaleOut(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// One log subscriber per node; the one on node 2 fails over.
+	type logSeen struct {
+		mu      sync.Mutex
+		entries map[uint64][]byte
+	}
+	logSubs := make([]*logSeen, 3)
+	for i := range logSubs {
+		c := dial(i)
+		if err := c.SubscribeLog(ctx, lg, 1); err != nil {
+			t.Fatal(err)
+		}
+		ls := &logSeen{entries: map[uint64][]byte{}}
+		logSubs[i] = ls
+		go func() {
+			for {
+				select {
+				case m := <-c.Pushes():
+					if p, ok := m.(*relay.LogPush); ok {
+						ls.mu.Lock()
+						ls.entries[p.Entry.Seq] = p.Entry.Message
+						ls.mu.Unlock()
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+
 	work, stopWork := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -333,6 +362,22 @@ func TestScaleOut(t *testing.T) {
 		if seq > uint64(len(orders[0])) || !bytes.Equal(orders[0][seq-1], msg) {
 			t.Errorf("acknowledged append at seq %d is missing or different", seq)
 		}
+	}
+	// Every log subscriber is pushed the whole log, in the readers'
+	// order, whichever node it ended up on.
+	for i, ls := range logSubs {
+		waitFor(fmt.Sprintf("log subscriber %d to catch up", i), func() bool {
+			ls.mu.Lock()
+			defer ls.mu.Unlock()
+			return len(ls.entries) >= len(orders[0])
+		})
+		ls.mu.Lock()
+		for seq, msg := range ls.entries {
+			if seq > uint64(len(orders[0])) || !bytes.Equal(orders[0][seq-1], msg) {
+				t.Errorf("log subscriber %d was pushed a different entry at seq %d", i, seq)
+			}
+		}
+		ls.mu.Unlock()
 	}
 	t.Logf("%d sends acknowledged (%d before the kill), %d delivered, %d log entries (%d acknowledged appends)",
 		len(ackedSend), before, len(delivered), len(orders[0]), len(appended))
