@@ -85,8 +85,9 @@ func (n *Notifier) wakeAll() {
 // Publish sends w and returns once the NATS server has it (a flush, one
 // round trip), so that a send the relay acknowledges has its wake-up on
 // the server: if the NATS server then fails, every node reconnects and
-// wakes all its subscribers. While disconnected it returns an error at
-// once; nats.go buffers the notice and sends it on reconnect.
+// wakes all its subscribers. While disconnected it returns at once:
+// nats.go buffers the notice and sends it on reconnect, and the
+// disconnection was logged once rather than for every send.
 func (n *Notifier) Publish(w server.Wake) error {
 	var msg [1 + len(relay.ID{})]byte
 	msg[0] = byte(w.Kind)
@@ -95,7 +96,7 @@ func (n *Notifier) Publish(w server.Wake) error {
 		return fmt.Errorf("natswake: %w", err)
 	}
 	if !n.nc.IsConnected() {
-		return errors.New("natswake: disconnected; wake-up buffered until reconnect")
+		return nil
 	}
 	if err := n.nc.FlushTimeout(time.Second); err != nil {
 		return fmt.Errorf("natswake: flushing a wake-up: %w", err)
