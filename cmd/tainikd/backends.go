@@ -5,6 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/tainik/tainik/relay/server"
@@ -12,6 +15,7 @@ import (
 	"github.com/tainik/tainik/relay/server/store"
 	"github.com/tainik/tainik/relay/server/store/blobdir"
 	"github.com/tainik/tainik/relay/server/store/postgres"
+	"github.com/tainik/tainik/relay/server/store/s3blobs"
 )
 
 // Flags for running as one of several nodes. See docs/operations.md.
@@ -21,7 +25,7 @@ var (
 	natsURL     = flag.String("nats", "", "NATS URL for wake-ups between nodes (required with -store postgres when more than one node runs)")
 	natsPrefix  = flag.String("nats-prefix", "tainik", "NATS subject prefix; the same on every node of one relay")
 	nodeID      = flag.String("node-id", "", "name of this node in logs")
-	blobDir     = flag.String("blobs", "", "keep blobs in this directory (shared by the nodes) instead of the store")
+	blobDir     = flag.String("blobs", "", "keep blobs in this directory (shared by the nodes), or in S3 with s3://bucket/prefix?endpoint=URL&region=R (keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), instead of the store")
 )
 
 // openBackends sets cfg.Store and cfg.Notifier from the flags and returns
@@ -67,7 +71,7 @@ func openBackends(cfg *server.Config) (func() error, error) {
 			}
 			meta = b
 		}
-		bs, err := blobdir.New(meta, *blobDir)
+		bs, err := openBlobs(meta, *blobDir)
 		if err != nil {
 			meta.Close()
 			return nil, err
@@ -89,4 +93,31 @@ func openBackends(cfg *server.Config) (func() error, error) {
 		closers = append(closers, n.Close)
 	}
 	return closeAll, nil
+}
+
+// openBlobs wraps meta with the blob store -blobs names.
+func openBlobs(meta store.Store, loc string) (store.Store, error) {
+	if !strings.HasPrefix(loc, "s3://") {
+		return blobdir.New(meta, loc)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return nil, fmt.Errorf("-blobs: %w", err)
+	}
+	prefix := strings.TrimPrefix(u.Path, "/")
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	endpoint := u.Query().Get("endpoint")
+	if endpoint == "" {
+		return nil, errors.New("-blobs s3://... needs ?endpoint=https://host[:port]")
+	}
+	return s3blobs.New(meta, s3blobs.Config{
+		Endpoint:  endpoint,
+		Bucket:    u.Host,
+		Prefix:    prefix,
+		Region:    u.Query().Get("region"),
+		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
+	})
 }
