@@ -58,6 +58,11 @@ func main() {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	closeBackends, err := openBackends(&cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tainikd:", err)
+		os.Exit(1)
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tainikd:", err)
@@ -86,6 +91,10 @@ func main() {
 	if err := srv.Shutdown(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tainikd:", err)
 		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+	if err := closeBackends(); err != nil {
+		fmt.Fprintln(os.Stderr, "tainikd:", err)
 		os.Exit(1)
 	}
 	cfg.Logger.Info("stopped")

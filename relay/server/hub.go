@@ -17,6 +17,8 @@ type hub struct {
 	mu     sync.Mutex // before conn.mu
 	queues map[relay.ID]*queueSub
 	logs   map[relay.ID]map[*logSub]struct{}
+	// logKeys maps LogWakeKey of each key of logs back to it.
+	logKeys map[relay.ID]relay.ID
 }
 
 type queueSub struct {
@@ -129,6 +131,7 @@ func (h *hub) subscribeLog(c *conn, id relay.ID, from uint64, max int) error {
 	sub := &logSub{c: c, id: id, next: from, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if h.logs[id] == nil {
 		h.logs[id] = make(map[*logSub]struct{})
+		h.logKeys[LogWakeKey(id)] = id
 	}
 	h.logs[id][sub] = struct{}{}
 	c.logSubs[id] = sub
@@ -152,6 +155,7 @@ func (h *hub) dropConn(c *conn) {
 		delete(h.logs[id], sub)
 		if len(h.logs[id]) == 0 {
 			delete(h.logs, id)
+			delete(h.logKeys, LogWakeKey(id))
 		}
 		close(sub.done)
 	}

@@ -57,7 +57,7 @@ func (c *conn) logAppend(ctx context.Context, m *relay.LogAppend) (relay.Message
 		return nil, err
 	}
 	c.s.metrics.logEntries.Add(1)
-	c.s.hub.notifyLog(m.LogID)
+	c.s.logAppended(m.LogID)
 	return &relay.LogAppended{Seq: seq, Epoch: epoch}, nil
 }
 

@@ -86,8 +86,10 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 	}
 	if !dup {
 		c.s.metrics.queueMessages.Add(1)
-		c.s.hub.notifyQueue(q.Key)
 	}
+	// Wake on a duplicate too: the first attempt may have been stored by
+	// a node that died before announcing it.
+	c.s.queueStored(q.Key)
 	return &relay.OK{}, nil
 }
 

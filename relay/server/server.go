@@ -33,6 +33,9 @@ type Config struct {
 	DataDir string
 	// Store overrides the embedded store opened in DataDir.
 	Store store.Store
+	// Notifier carries wake-ups to the other nodes sharing Store; nil
+	// for a relay that is the only node.
+	Notifier Notifier
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// LogIPs adds client addresses to logs. Off by default.
@@ -105,6 +108,7 @@ type Server struct {
 	fingerprint string
 	metrics     metrics
 	hub         hub
+	notifier    Notifier
 	limiter     contactLimiter
 
 	// mu guards conns and draining. Lock order: Server.mu before conn.mu.
@@ -124,7 +128,11 @@ func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*conn]struct{}), stopped: make(chan struct{})}
 	s.limiter = contactLimiter{rate: cfg.ContactRate, burst: float64(cfg.ContactBurst), buckets: make(map[relay.ID]*bucket)}
-	s.hub = hub{queues: make(map[relay.ID]*queueSub), logs: make(map[relay.ID]map[*logSub]struct{})}
+	s.hub = hub{queues: make(map[relay.ID]*queueSub), logs: make(map[relay.ID]map[*logSub]struct{}), logKeys: make(map[relay.ID]relay.ID)}
+	s.notifier = cfg.Notifier
+	if s.notifier == nil {
+		s.notifier = localNotifier{}
+	}
 	cert, leaf, err := loadOrCreateCert(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -148,6 +156,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store, s.ownStore = b, true
 		s.metrics.storeStats = b.Stats
+	}
+	if err := s.notifier.Listen(s.wake); err != nil {
+		if s.ownStore {
+			s.store.Close()
+		}
+		return nil, fmt.Errorf("relay: listening for wake-ups: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(relay.Path, s.serveWS)

@@ -1,0 +1,122 @@
+package natswake_test
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tainik/tainik/internal/servicetest"
+	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/client"
+	"github.com/tainik/tainik/relay/server"
+	"github.com/tainik/tainik/relay/server/natswake"
+	"github.com/tainik/tainik/relay/server/store/postgres"
+)
+
+// startNode starts an in-process relay node on the shared database and
+// NATS prefix and returns its address.
+func startNode(t *testing.T, dbURL, natsURL, prefix string) string {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := natswake.Dial(natsURL, prefix, nil)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), Store: st, Notifier: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		n.Close()
+		st.Close()
+	})
+	return srv.Address(ln.Addr()).String()
+}
+
+func dial(t *testing.T, ctx context.Context, addr string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func mlsMessage(groupID []byte, epoch uint64, contentType uint8, body string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, 1)
+	b = binary.BigEndian.AppendUint16(b, relay.WireFormatPrivateMessage)
+	b = relay.AppendVarint(b, uint32(len(groupID)))
+	b = append(b, groupID...)
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	b = append(b, contentType)
+	return append(b, body...)
+}
+
+// TestCrossNodePush sends through one node and expects the push on a
+// subscriber connected to another: the only path between them is the
+// wake-up over NATS (the subscriber's node never polls).
+func TestCrossNodePush(t *testing.T) {
+	dbURL := servicetest.Postgres(t)
+	natsURL, prefix := servicetest.NATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := dial(t, ctx, startNode(t, dbURL, natsURL, prefix))
+	b := dial(t, ctx, startNode(t, dbURL, natsURL, prefix))
+
+	q, err := a.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	gid := []byte("cross-node")
+	lg, err := a.CreateLog(ctx, gid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SubscribeLog(ctx, lg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(ctx, q.SenderID, relay.MsgID{1}, []byte("hello from b"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Append(ctx, lg, mlsMessage(gid, 0, relay.ContentTypeCommit, "commit 0")); err != nil {
+		t.Fatal(err)
+	}
+	gotQueue, gotLog := false, false
+	for !gotQueue || !gotLog {
+		select {
+		case m := <-a.Pushes():
+			switch p := m.(type) {
+			case *relay.QueuePush:
+				if p.Message.MsgID != (relay.MsgID{1}) {
+					t.Fatalf("pushed message %x", p.Message.MsgID)
+				}
+				gotQueue = true
+			case *relay.LogPush:
+				if p.Entry.Seq != 1 {
+					t.Fatalf("pushed log entry %d", p.Entry.Seq)
+				}
+				gotLog = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("no push across nodes (queue %v, log %v)", gotQueue, gotLog)
+		}
+	}
+}
