@@ -8,12 +8,6 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 )
 
-func init() {
-	vectorCheckers["tree-math"] = checkTreeMathVector
-	vectorCheckers["crypto-basics"] = checkCryptoBasicsVector
-	vectorCheckers["deserialization"] = checkDeserializationVector
-}
-
 // checkTreeMathVector checks the tree arithmetic of RFC 9420, Appendix C.
 func checkTreeMathVector(raw json.RawMessage) error {
 	var v struct {

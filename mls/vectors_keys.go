@@ -6,12 +6,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	vectorCheckers["key-schedule"] = checkKeyScheduleVector
-	vectorCheckers["psk_secret"] = checkPSKSecretVector
-	vectorCheckers["secret-tree"] = checkSecretTreeVector
-}
-
 // checkKeyScheduleVector checks the key schedule of RFC 9420, Section 8
 // over a chain of epochs.
 func checkKeyScheduleVector(raw json.RawMessage) error {

@@ -5,10 +5,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	vectorCheckers["messages"] = checkMessagesVector
-}
-
 // checkMessagesVector checks that every structure of the messages vector
 // decodes and re-encodes to the same bytes. See RFC 9420, Sections 6, 7,
 // 10 and 12.

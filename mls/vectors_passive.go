@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-func init() {
-	vectorCheckers["passive-client"] = checkPassiveClientVector
-}
-
 // checkPassiveClientVector joins a group by Welcome and follows its epochs
 // through the public API, comparing the epoch authenticators. The
 // KeyPackages of the official vectors have expired, so the clock is set

@@ -6,11 +6,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	vectorCheckers["message-protection"] = checkMessageProtectionVector
-	vectorCheckers["transcript-hashes"] = checkTranscriptHashesVector
-}
-
 // checkTranscriptHashesVector checks the transcript hashes and confirmation
 // tag of RFC 9420, Section 8.2.
 func checkTranscriptHashesVector(raw json.RawMessage) error {

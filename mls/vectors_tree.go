@@ -7,12 +7,6 @@ import (
 	"slices"
 )
 
-func init() {
-	vectorCheckers["tree-validation"] = checkTreeValidationVector
-	vectorCheckers["tree-operations"] = checkTreeOperationsVector
-	vectorCheckers["treekem"] = checkTreeKEMVector
-}
-
 // parseVectorTree decodes a ratchet_tree payload of a vector into a tree.
 func parseVectorTree(cs CipherSuite, data []byte) (*ratchetTree, error) {
 	wire, err := UnmarshalRatchetTree(data)

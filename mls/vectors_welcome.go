@@ -5,10 +5,6 @@ import (
 	"fmt"
 )
 
-func init() {
-	vectorCheckers["welcome"] = checkWelcomeVector
-}
-
 // checkWelcomeVector opens a Welcome with the KeyPackage's init key,
 // verifies the GroupInfo's signature with signer_pub and its confirmation
 // tag with the epoch derived from joiner_secret and no PSKs. See RFC 9420,
