@@ -151,3 +151,64 @@ func ExampleJoinExternal() {
 	// Output:
 	// same epoch authenticator: true
 }
+
+// A member refreshes its leaf key with an Update proposal; another member
+// commits it, and both move to the new epoch with the same authenticator.
+// This is how a member heals after a suspected compromise (RFC 9420,
+// Section 12.1.2).
+func ExampleGroup_ProposeUpdate() {
+	cs := mls.CipherSuite(1)
+	alice, bob := newMember(cs, "alice"), newMember(cs, "bob")
+	kpA, secA, err := mls.NewKeyPackage(cs, alice.cred, alice.sigKey, mls.KeyPackageOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, err := mls.NewGroup(exampleConfig, []byte("chat-43"), kpA, secA, alice.sigKey, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	kpB, secB, err := mls.NewKeyPackage(cs, bob.cred, bob.sigKey, mls.KeyPackageOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	out, err := a.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{kpB}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := a.MergePendingCommit(); err != nil {
+		log.Fatal(err)
+	}
+	b, err := mls.JoinFromWelcome(exampleConfig, send(out.Welcome).Welcome, kpB, secB, bob.sigKey, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Bob proposes an Update; Alice receives it and commits it.
+	update, err := b.ProposeUpdate()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := a.Process(send(update)); err != nil {
+		log.Fatal(err)
+	}
+	out, err = a.Commit(mls.CommitOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := a.MergePendingCommit(); err != nil {
+		log.Fatal(err)
+	}
+	p, err := b.Process(send(out.Commit))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Bob's leaf (1) was updated by his proposal, and Alice's (0) by the
+	// UpdatePath of her commit.
+	fmt.Println("updated leaves:", p.Commit.Updated)
+	fmt.Println("epoch:", a.Epoch(), b.Epoch())
+	fmt.Println("same authenticator:", bytes.Equal(a.EpochAuthenticator(), b.EpochAuthenticator()))
+	// Output:
+	// updated leaves: [1 0]
+	// epoch: 2 2
+	// same authenticator: true
+}
