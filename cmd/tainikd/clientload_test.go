@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 // Client-side load shared by the end-to-end tests that kill relay
 // processes under load (TestCrash, TestScaleOut).
 
+// mlsMessage builds an MLS PrivateMessage for groupID at epoch as far as
+// the relay reads it, with body in place of the ciphertext.
 func mlsMessage(groupID []byte, epoch uint64, contentType uint8, body []byte) []byte {
 	b := binary.BigEndian.AppendUint16(nil, 1)
 	b = binary.BigEndian.AppendUint16(b, relay.WireFormatPrivateMessage)
@@ -25,6 +28,12 @@ func mlsMessage(groupID []byte, epoch uint64, contentType uint8, body []byte) []
 	b = binary.BigEndian.AppendUint64(b, epoch)
 	b = append(b, contentType)
 	return append(b, body...)
+}
+
+// recipient is a client subscribed to one queue.
+type recipient struct {
+	c *client.Client
+	q client.Queue
 }
 
 // subscribedQueue creates a queue on c and subscribes c to its pushes.
@@ -57,6 +66,25 @@ func retryUntilDone(work context.Context, f func(context.Context) error) bool {
 		time.Sleep(20 * time.Millisecond) // retry interval while the relay restarts or clients fail over
 	}
 	return false
+}
+
+// sendUntilDone is sender s: until work ends, it sends its message n, of
+// size random bytes, to recipients[to(n)], and passes each acknowledged
+// message to acked with its recipient's index.
+func sendUntilDone(work context.Context, c *client.Client, s, size int, recipients []recipient, to func(n int) int, acked func(id relay.MsgID, r int)) {
+	for n := 0; work.Err() == nil; n++ {
+		var id relay.MsgID
+		binary.BigEndian.PutUint32(id[:], uint32(s))
+		binary.BigEndian.PutUint32(id[4:], uint32(n))
+		r := to(n)
+		body := make([]byte, size)
+		rand.Read(body)
+		if retryUntilDone(work, func(ctx context.Context) error {
+			return c.Send(ctx, recipients[r].q.SenderID, id, body, nil)
+		}) {
+			acked(id, r)
+		}
+	}
 }
 
 // appendUntilDone is appender a: it appends to the group log lg until work

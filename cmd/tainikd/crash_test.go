@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -41,10 +39,6 @@ func TestCrash(t *testing.T) {
 	}
 
 	const nRecipients, nSenders, nAppenders = 4, 8, 4
-	type recipient struct {
-		c *client.Client
-		q client.Queue
-	}
 	recipients := make([]recipient, nRecipients)
 	for i := range recipients {
 		c := dial()
@@ -71,28 +65,16 @@ func TestCrash(t *testing.T) {
 	var violations []string
 	appended := map[uint64][]byte{} // seq → message
 
-	retry := func(f func(context.Context) error) bool { return retryUntilDone(work, f) }
-
 	for s := range nSenders {
 		c := dial()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; work.Err() == nil; n++ {
-				var id relay.MsgID
-				binary.BigEndian.PutUint32(id[:], uint32(s))
-				binary.BigEndian.PutUint32(id[4:], uint32(n))
-				r := n % nRecipients
-				body := make([]byte, 500)
-				rand.Read(body)
-				if retry(func(ctx context.Context) error {
-					return c.Send(ctx, recipients[r].q.SenderID, id, body, nil)
-				}) {
-					mu.Lock()
-					ackedSend[id] = r
-					mu.Unlock()
-				}
-			}
+			sendUntilDone(work, c, s, 500, recipients, func(n int) int { return n % nRecipients }, func(id relay.MsgID, r int) {
+				mu.Lock()
+				ackedSend[id] = r
+				mu.Unlock()
+			})
 		}()
 	}
 	for _, r := range recipients {
@@ -119,7 +101,7 @@ func TestCrash(t *testing.T) {
 				}
 				delivered[id] = true
 				mu.Unlock()
-				if retry(func(ctx context.Context) error {
+				if retryUntilDone(work, func(ctx context.Context) error {
 					err := r.c.Ack(ctx, r.q, id)
 					if errors.Is(err, &relay.Error{Code: relay.CodeNotFound}) {
 						return nil // acknowledged before a crash

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -112,10 +111,6 @@ func TestScaleOut(t *testing.T) {
 	})
 
 	const nRecipients, nSenders, nAppenders = 6, 6, 3
-	type recipient struct {
-		c *client.Client
-		q client.Queue
-	}
 	recipients := make([]recipient, nRecipients)
 	for i := range recipients {
 		c := dial(i % 3)
@@ -163,29 +158,17 @@ func TestScaleOut(t *testing.T) {
 	delivered := map[relay.MsgID]bool{}
 	appended := map[uint64][]byte{}
 
-	retry := func(f func(context.Context) error) bool { return retryUntilDone(work, f) }
-
 	for s := range nSenders {
 		// A sender sits on another node than its recipients.
 		c := dial((s + 1) % 3)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; work.Err() == nil; n++ {
-				var id relay.MsgID
-				binary.BigEndian.PutUint32(id[:], uint32(s))
-				binary.BigEndian.PutUint32(id[4:], uint32(n))
-				r := (s + n) % nRecipients
-				body := make([]byte, 200)
-				rand.Read(body)
-				if retry(func(ctx context.Context) error {
-					return c.Send(ctx, recipients[r].q.SenderID, id, body, nil)
-				}) {
-					mu.Lock()
-					ackedSend[id] = true
-					mu.Unlock()
-				}
-			}
+			sendUntilDone(work, c, s, 200, recipients, func(n int) int { return (s + n) % nRecipients }, func(id relay.MsgID, _ int) {
+				mu.Lock()
+				ackedSend[id] = true
+				mu.Unlock()
+			})
 		}()
 	}
 	for _, r := range recipients {
@@ -206,7 +189,7 @@ func TestScaleOut(t *testing.T) {
 				mu.Lock()
 				delivered[p.Message.MsgID] = true
 				mu.Unlock()
-				retry(func(ctx context.Context) error {
+				retryUntilDone(work, func(ctx context.Context) error {
 					err := r.c.Ack(ctx, r.q, p.Message.MsgID)
 					if errors.Is(err, &relay.Error{Code: relay.CodeNotFound}) {
 						return nil // acknowledged before a failover
