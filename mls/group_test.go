@@ -38,6 +38,39 @@ func (c *testClient) keyPackage(t testing.TB) (*KeyPackage, *KeyPackageSecrets) 
 	return kp, sec
 }
 
+// newJoinedGroups creates group "g" with cfg and the initial extensions exts:
+// its first member creates it and adds the others in one commit, which
+// they join by Welcome. It returns the members' groups in order.
+func newJoinedGroups(t testing.TB, cfg Config, exts Extensions, members ...*testClient) []*Group {
+	t.Helper()
+	creator := members[0]
+	kp, sec := creator.keyPackage(t)
+	g, err := NewGroup(cfg, []byte("g"), kp, sec, creator.sigKey, exts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := []*Group{g}
+	var kps []*KeyPackage
+	var secs []*KeyPackageSecrets
+	for _, m := range members[1:] {
+		kp, sec := m.keyPackage(t)
+		kps, secs = append(kps, kp), append(secs, sec)
+	}
+	out, err := g.Commit(CommitOptions{Add: kps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.MergePendingCommit()
+	for i, m := range members[1:] {
+		joined, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kps[i], secs[i], m.sigKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, joined)
+	}
+	return groups
+}
+
 // roundTrip encodes and decodes a message, as the relay would carry it.
 func roundTrip(t testing.TB, m *MLSMessage) *MLSMessage {
 	t.Helper()
@@ -292,22 +325,10 @@ func TestSecretTreeWindow(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxForwardDistance = 2
 	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
-	kpA, secA := alice.keyPackage(t)
-	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kpB, secB := bob.keyPackage(t)
-	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.MergePendingCommit()
-	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	groups := newJoinedGroups(t, cfg, nil, alice, bob)
+	a, b := groups[0], groups[1]
 	var last *MLSMessage
+	var err error
 	for range 4 {
 		if last, err = a.Encrypt([]byte("x"), nil); err != nil {
 			t.Fatal(err)

@@ -17,21 +17,8 @@ func TestExternalSenders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kpA, secA := alice.keyPackage(t)
-	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, Extensions{{Type: ExtensionExternalSenders, Data: senders}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kpB, secB := bob.keyPackage(t)
-	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.MergePendingCommit()
-	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	groups := newJoinedGroups(t, cfg, Extensions{{Type: ExtensionExternalSenders, Data: senders}}, alice, bob)
+	a, b := groups[0], groups[1]
 
 	sign := func(key *SignaturePrivateKey, sender Sender, p *Proposal) *MLSMessage {
 		ac := &AuthenticatedContent{WireFormat: WireFormatPublicMessage, Content: FramedContent{
@@ -64,7 +51,7 @@ func TestExternalSenders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err = a.Commit(CommitOptions{})
+	out, err := a.Commit(CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,21 +112,8 @@ func TestReInit(t *testing.T) {
 	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
 	cfg := testConfig()
 	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
-	kpA, secA := alice.keyPackage(t)
-	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kpB, secB := bob.keyPackage(t)
-	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.MergePendingCommit()
-	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	groups := newJoinedGroups(t, cfg, nil, alice, bob)
+	a, b := groups[0], groups[1]
 	m, err := b.ProposeReInit([]byte("g2"), ProtocolMLS10, cs, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +121,7 @@ func TestReInit(t *testing.T) {
 	if _, err := a.Process(roundTrip(t, m)); err != nil {
 		t.Fatal(err)
 	}
-	out, err = a.Commit(CommitOptions{})
+	out, err := a.Commit(CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,23 +195,10 @@ func TestPSKProposals(t *testing.T) {
 		return nil, ErrWelcomeNotForUs
 	}
 	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
-	kpA, secA := alice.keyPackage(t)
-	a, err := NewGroup(cfg, []byte("g"), kpA, secA, alice.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kpB, secB := bob.keyPackage(t)
-	out, err := a.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.MergePendingCommit()
-	b, err := JoinFromWelcome(cfg, out.Welcome.Welcome, kpB, secB, bob.sigKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	groups := newJoinedGroups(t, cfg, nil, alice, bob)
+	a, b := groups[0], groups[1]
 	// An empty commit so that epoch 1 is a past epoch both hold.
-	out, err = b.Commit(CommitOptions{})
+	out, err := b.Commit(CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,6 +142,19 @@ func checkLifetime(l *Lifetime, now time.Time) error {
 // other unknown values in capabilities are ignored. See RFC 9420,
 // Section 10.1.
 func validateKeyPackage(cs CipherSuite, kp *KeyPackage, groupExtensions Extensions, validate CredentialValidator, now time.Time) error {
+	if err := validateKeyPackageFields(cs, kp); err != nil {
+		return err
+	}
+	return validateLeafNode(cs, &kp.LeafNode, LeafNodeSourceKeyPackage, nil, 0, groupExtensions, validate, now)
+}
+
+// validateKeyPackageFields runs the checks of RFC 9420, Section 10.1 that
+// concern the KeyPackage itself rather than its leaf node: version mls10,
+// cipher suite cs, the format of the leaf's signature key and the
+// KeyPackage's signature by it, an init key of the suite distinct from the
+// leaf's encryption key, and every non-default KeyPackage extension listed
+// in the leaf's capabilities. The caller checks the leaf node.
+func validateKeyPackageFields(cs CipherSuite, kp *KeyPackage) error {
 	if kp.Version != ProtocolMLS10 {
 		return fmt.Errorf("mls: key package has unsupported version %d", kp.Version)
 	}
@@ -160,8 +173,5 @@ func validateKeyPackage(cs CipherSuite, kp *KeyPackage, groupExtensions Extensio
 	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
 		return errors.New("mls: key package init_key equals its leaf node's encryption_key")
 	}
-	if err := checkExtensionsListed("key package", kp.Extensions, &kp.LeafNode.Capabilities); err != nil {
-		return err
-	}
-	return validateLeafNode(cs, &kp.LeafNode, LeafNodeSourceKeyPackage, nil, 0, groupExtensions, validate, now)
+	return checkExtensionsListed("key package", kp.Extensions, &kp.LeafNode.Capabilities)
 }

@@ -64,25 +64,7 @@ func (g *Group) checkLeafNode(leaf *LeafNode, source LeafNodeSource, exts Extens
 // Sections 10.1 and 12.1.1.
 func (g *Group) checkKeyPackage(kp *KeyPackage, exts Extensions) error {
 	cs := g.cs
-	if kp.Version != ProtocolMLS10 {
-		return fmt.Errorf("mls: key package has unsupported version %d", kp.Version)
-	}
-	if kp.CipherSuite != cs {
-		return fmt.Errorf("mls: key package is for suite %v, the group uses %v", kp.CipherSuite, cs)
-	}
-	if err := cs.ValidateSignaturePublicKey(kp.LeafNode.SignatureKey); err != nil {
-		return fmt.Errorf("mls: key package signature_key: %w", err)
-	}
-	if err := kp.verifySignature(cs); err != nil {
-		return err
-	}
-	if err := cs.ValidateHPKEPublicKey(kp.InitKey); err != nil {
-		return fmt.Errorf("mls: key package init_key: %w", err)
-	}
-	if bytes.Equal(kp.InitKey, kp.LeafNode.EncryptionKey) {
-		return errors.New("mls: key package init_key equals its leaf node's encryption_key")
-	}
-	if err := checkExtensionsListed("key package", kp.Extensions, &kp.LeafNode.Capabilities); err != nil {
+	if err := validateKeyPackageFields(cs, kp); err != nil {
 		return err
 	}
 	if err := kp.LeafNode.verifySignature(cs, nil, 0); err != nil {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -16,16 +13,6 @@ import (
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 )
-
-func mlsMessage(groupID []byte, epoch uint64, contentType uint8, body []byte) []byte {
-	b := binary.BigEndian.AppendUint16(nil, 1)
-	b = binary.BigEndian.AppendUint16(b, relay.WireFormatPrivateMessage)
-	b = relay.AppendVarint(b, uint32(len(groupID)))
-	b = append(b, groupID...)
-	b = binary.BigEndian.AppendUint64(b, epoch)
-	b = append(b, contentType)
-	return append(b, body...)
-}
 
 // TestCrash runs the relay as a process under concurrent clients, kills it
 // with SIGKILL at random moments, restarts it on the same data, and checks
@@ -52,21 +39,10 @@ func TestCrash(t *testing.T) {
 	}
 
 	const nRecipients, nSenders, nAppenders = 4, 8, 4
-	type recipient struct {
-		c *client.Client
-		q client.Queue
-	}
 	recipients := make([]recipient, nRecipients)
 	for i := range recipients {
 		c := dial()
-		q, err := c.CreateQueue(ctx, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-		recipients[i] = recipient{c, q}
+		recipients[i] = recipient{c, subscribedQueue(t, ctx, c)}
 	}
 	gid := []byte("crash-group")
 	logc := dial()
@@ -89,45 +65,16 @@ func TestCrash(t *testing.T) {
 	var violations []string
 	appended := map[uint64][]byte{} // seq → message
 
-	// retry calls f until it succeeds or work ends; relay errors other than
-	// disconnections are failures.
-	retry := func(f func(context.Context) error) bool {
-		for work.Err() == nil {
-			actx, cancel := context.WithTimeout(work, 3*time.Second)
-			err := f(actx)
-			cancel()
-			if err == nil {
-				return true
-			}
-			var re *relay.Error
-			if errors.As(err, &re) {
-				return false
-			}
-			time.Sleep(20 * time.Millisecond) // retry interval while the relay restarts
-		}
-		return false
-	}
-
 	for s := range nSenders {
 		c := dial()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; work.Err() == nil; n++ {
-				var id relay.MsgID
-				binary.BigEndian.PutUint32(id[:], uint32(s))
-				binary.BigEndian.PutUint32(id[4:], uint32(n))
-				r := n % nRecipients
-				body := make([]byte, 500)
-				rand.Read(body)
-				if retry(func(ctx context.Context) error {
-					return c.Send(ctx, recipients[r].q.SenderID, id, body, nil)
-				}) {
-					mu.Lock()
-					ackedSend[id] = r
-					mu.Unlock()
-				}
-			}
+			sendUntilDone(work, c, s, 500, recipients, func(n int) int { return n % nRecipients }, func(id relay.MsgID, r int) {
+				mu.Lock()
+				ackedSend[id] = r
+				mu.Unlock()
+			})
 		}()
 	}
 	for _, r := range recipients {
@@ -154,7 +101,7 @@ func TestCrash(t *testing.T) {
 				}
 				delivered[id] = true
 				mu.Unlock()
-				if retry(func(ctx context.Context) error {
+				if retryUntilDone(work, func(ctx context.Context) error {
 					err := r.c.Ack(ctx, r.q, id)
 					if errors.Is(err, &relay.Error{Code: relay.CodeNotFound}) {
 						return nil // acknowledged before a crash
@@ -174,34 +121,11 @@ func TestCrash(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; work.Err() == nil; n++ {
-				ct := uint8(relay.ContentTypeApplication)
-				if a == 0 && n%5 == 0 {
-					ct = relay.ContentTypeCommit
-				}
-				msg := mlsMessage(gid, epoch.Load(), ct, []byte(fmt.Sprintf("appender %d message %d", a, n)))
-				var seq uint64
-				retry(func(ctx context.Context) error {
-					s, e, err := c.Append(ctx, lg, msg)
-					var re *relay.Error
-					if errors.As(err, &re) && (re.Code == relay.CodeStaleEpoch || re.Code == relay.CodeFutureEpoch) {
-						epoch.Store(re.Detail)
-						return re
-					}
-					if err == nil {
-						seq = s
-						if e > epoch.Load() {
-							epoch.Store(e)
-						}
-					}
-					return err
-				})
-				if seq != 0 {
-					mu.Lock()
-					appended[seq] = msg
-					mu.Unlock()
-				}
-			}
+			appendUntilDone(work, c, lg, gid, a, &epoch, func(n int) bool { return a == 0 && n%5 == 0 }, func(seq uint64, msg []byte) {
+				mu.Lock()
+				appended[seq] = msg
+				mu.Unlock()
+			})
 		}()
 	}
 
@@ -222,37 +146,17 @@ func TestCrash(t *testing.T) {
 	// Drain every queue with fresh connections.
 	final := dial()
 	for _, r := range recipients {
-		for {
-			msgs, err := final.Receive(ctx, r.q)
-			if err != nil {
-				t.Fatal(err)
+		drainQueue(t, ctx, final, r.q, func(m relay.QueueMessage) {
+			if _, ok := ackedRecv[m.MsgID]; ok {
+				violations = append(violations, fmt.Sprintf("message %x still queued after its acknowledgement", m.MsgID))
 			}
-			if len(msgs) == 0 {
-				break
-			}
-			for _, m := range msgs {
-				if _, ok := ackedRecv[m.MsgID]; ok {
-					violations = append(violations, fmt.Sprintf("message %x still queued after its acknowledgement", m.MsgID))
-				}
-				delivered[m.MsgID] = true
-				if err := final.Ack(ctx, r.q, m.MsgID); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+			delivered[m.MsgID] = true
+		})
 	}
 	for _, v := range violations {
 		t.Error(v)
 	}
-	lost := 0
-	for id := range ackedSend {
-		if !delivered[id] {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of %d acknowledged messages were not delivered", lost, len(ackedSend))
-	}
+	checkDelivered(t, ackedSend, delivered)
 	if len(ackedSend) < 100 {
 		t.Errorf("only %d sends acknowledged; the load did not run", len(ackedSend))
 	}
@@ -260,39 +164,9 @@ func TestCrash(t *testing.T) {
 	// Every reader sees the same log, containing every acknowledged append.
 	var orders [][][]byte
 	for range 2 {
-		c := dial()
-		var order [][]byte
-		for from := uint64(1); ; {
-			got, err := c.Read(ctx, lg, from)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range got.Entries {
-				if e.Seq != uint64(len(order)+1) {
-					t.Fatalf("log has a gap: seq %d at position %d", e.Seq, len(order)+1)
-				}
-				order = append(order, e.Message)
-				from = e.Seq + 1
-			}
-			if !got.More {
-				break
-			}
-		}
-		orders = append(orders, order)
+		orders = append(orders, readLog(t, ctx, dial(), lg))
 	}
-	if len(orders[0]) != len(orders[1]) {
-		t.Fatalf("readers see %d and %d entries", len(orders[0]), len(orders[1]))
-	}
-	for i := range orders[0] {
-		if !bytes.Equal(orders[0][i], orders[1][i]) {
-			t.Fatalf("readers differ at entry %d", i+1)
-		}
-	}
-	for seq, msg := range appended {
-		if seq > uint64(len(orders[0])) || !bytes.Equal(orders[0][seq-1], msg) {
-			t.Errorf("acknowledged append at seq %d is missing or different", seq)
-		}
-	}
+	checkSameLog(t, orders, appended)
 	t.Logf("%d sends acknowledged, %d delivered, %d log entries (%d acknowledged appends), %d kills",
 		len(ackedSend), len(delivered), len(orders[0]), len(appended), kills)
 	if err := p.stop(t); err != nil {

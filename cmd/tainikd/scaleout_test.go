@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -112,21 +111,10 @@ func TestScaleOut(t *testing.T) {
 	})
 
 	const nRecipients, nSenders, nAppenders = 6, 6, 3
-	type recipient struct {
-		c *client.Client
-		q client.Queue
-	}
 	recipients := make([]recipient, nRecipients)
 	for i := range recipients {
 		c := dial(i % 3)
-		q, err := c.CreateQueue(ctx, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-		recipients[i] = recipient{c, q}
+		recipients[i] = recipient{c, subscribedQueue(t, ctx, c)}
 	}
 	gid := []byte("scale-out-group")
 	lg, err := dial(0).CreateLog(ctx, gid, 0)
@@ -170,44 +158,17 @@ func TestScaleOut(t *testing.T) {
 	delivered := map[relay.MsgID]bool{}
 	appended := map[uint64][]byte{}
 
-	retry := func(f func(context.Context) error) bool {
-		for work.Err() == nil {
-			actx, cancel := context.WithTimeout(work, 3*time.Second)
-			err := f(actx)
-			cancel()
-			if err == nil {
-				return true
-			}
-			var re *relay.Error
-			if errors.As(err, &re) {
-				return false
-			}
-			time.Sleep(20 * time.Millisecond) // retry interval while clients fail over
-		}
-		return false
-	}
-
 	for s := range nSenders {
 		// A sender sits on another node than its recipients.
 		c := dial((s + 1) % 3)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; work.Err() == nil; n++ {
-				var id relay.MsgID
-				binary.BigEndian.PutUint32(id[:], uint32(s))
-				binary.BigEndian.PutUint32(id[4:], uint32(n))
-				r := (s + n) % nRecipients
-				body := make([]byte, 200)
-				rand.Read(body)
-				if retry(func(ctx context.Context) error {
-					return c.Send(ctx, recipients[r].q.SenderID, id, body, nil)
-				}) {
-					mu.Lock()
-					ackedSend[id] = true
-					mu.Unlock()
-				}
-			}
+			sendUntilDone(work, c, s, 200, recipients, func(n int) int { return (s + n) % nRecipients }, func(id relay.MsgID, _ int) {
+				mu.Lock()
+				ackedSend[id] = true
+				mu.Unlock()
+			})
 		}()
 	}
 	for _, r := range recipients {
@@ -228,7 +189,7 @@ func TestScaleOut(t *testing.T) {
 				mu.Lock()
 				delivered[p.Message.MsgID] = true
 				mu.Unlock()
-				retry(func(ctx context.Context) error {
+				retryUntilDone(work, func(ctx context.Context) error {
 					err := r.c.Ack(ctx, r.q, p.Message.MsgID)
 					if errors.Is(err, &relay.Error{Code: relay.CodeNotFound}) {
 						return nil // acknowledged before a failover
@@ -244,34 +205,11 @@ func TestScaleOut(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; work.Err() == nil; n++ {
-				ct := uint8(relay.ContentTypeApplication)
-				if n%4 == 0 {
-					ct = relay.ContentTypeCommit
-				}
-				msg := mlsMessage(gid, epoch.Load(), ct, []byte(fmt.Sprintf("appender %d message %d", a, n)))
-				var seq uint64
-				retry(func(ctx context.Context) error {
-					s, e, err := c.Append(ctx, lg, msg)
-					var re *relay.Error
-					if errors.As(err, &re) && (re.Code == relay.CodeStaleEpoch || re.Code == relay.CodeFutureEpoch) {
-						epoch.Store(re.Detail)
-						return re
-					}
-					if err == nil {
-						seq = s
-						if e > epoch.Load() {
-							epoch.Store(e)
-						}
-					}
-					return err
-				})
-				if seq != 0 {
-					mu.Lock()
-					appended[seq] = msg
-					mu.Unlock()
-				}
-			}
+			appendUntilDone(work, c, lg, gid, a, &epoch, func(n int) bool { return n%4 == 0 }, func(seq uint64, msg []byte) {
+				mu.Lock()
+				appended[seq] = msg
+				mu.Unlock()
+			})
 		}()
 	}
 
@@ -299,70 +237,17 @@ func TestScaleOut(t *testing.T) {
 
 	// Drain every queue through the surviving nodes.
 	for i, r := range recipients {
-		final := dial(i % 2)
-		for {
-			msgs, err := final.Receive(ctx, r.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(msgs) == 0 {
-				break
-			}
-			for _, m := range msgs {
-				delivered[m.MsgID] = true
-				if err := final.Ack(ctx, r.q, m.MsgID); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		drainQueue(t, ctx, dial(i%2), r.q, func(m relay.QueueMessage) { delivered[m.MsgID] = true })
 	}
-	lost := 0
-	for id := range ackedSend {
-		if !delivered[id] {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of %d acknowledged messages were not delivered", lost, len(ackedSend))
-	}
+	checkDelivered(t, ackedSend, delivered)
 
 	// Readers on both surviving nodes see the same log, containing every
 	// acknowledged append.
 	var orders [][][]byte
 	for i := range 2 {
-		c := dial(i)
-		var order [][]byte
-		for from := uint64(1); ; {
-			got, err := c.Read(ctx, lg, from)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range got.Entries {
-				if e.Seq != uint64(len(order)+1) {
-					t.Fatalf("log has a gap: seq %d at position %d", e.Seq, len(order)+1)
-				}
-				order = append(order, e.Message)
-				from = e.Seq + 1
-			}
-			if !got.More {
-				break
-			}
-		}
-		orders = append(orders, order)
+		orders = append(orders, readLog(t, ctx, dial(i), lg))
 	}
-	if len(orders[0]) != len(orders[1]) {
-		t.Fatalf("readers see %d and %d entries", len(orders[0]), len(orders[1]))
-	}
-	for i := range orders[0] {
-		if !bytes.Equal(orders[0][i], orders[1][i]) {
-			t.Fatalf("readers differ at entry %d", i+1)
-		}
-	}
-	for seq, msg := range appended {
-		if seq > uint64(len(orders[0])) || !bytes.Equal(orders[0][seq-1], msg) {
-			t.Errorf("acknowledged append at seq %d is missing or different", seq)
-		}
-	}
+	checkSameLog(t, orders, appended)
 	// Every log subscriber is pushed the whole log, in the readers'
 	// order, whichever node it ended up on.
 	for i, ls := range logSubs {
