@@ -1,0 +1,439 @@
+// Package client is the Tainik client library: a user's identity and
+// device key, an encrypted local store, contacts made by invitation links,
+// and conversations that are MLS groups (RFC 9420) carried by group logs on
+// relays.
+//
+// A Client is opened on a home directory with a passphrase. It is not safe
+// for use by more than one process at a time on the same home directory.
+package client
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tainik/tainik/mls"
+	"github.com/tainik/tainik/relay"
+	relayclient "github.com/tainik/tainik/relay/client"
+)
+
+// Options configure Init and Open.
+type Options struct {
+	// KDF sets the Argon2id parameters of a new store; zero means
+	// DefaultKDF. Open reads them from the store.
+	KDF KDFParams
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// DialTimeout bounds connecting to a relay; zero means 10 s.
+	DialTimeout time.Duration
+}
+
+// Client is one user's device, opened on its home directory.
+type Client struct {
+	home  string
+	opts  Options
+	vault *vault
+	st    *state
+	ident ed25519.PrivateKey
+	sig   *mls.SignaturePrivateKey
+	conns map[string]*relayclient.Client
+	// groups caches restored MLS groups by conversation id.
+	groups map[string]*mls.Group
+}
+
+type state struct {
+	IdentitySeed []byte
+	DeviceKey    []byte
+	Relay        string
+	Invites      []*inviteState
+	Pending      []*pendingState
+	Contacts     []*Contact
+	Convs        []*Conversation
+}
+
+type queueState struct {
+	Relay       string
+	RecipientID relay.ID
+	SenderID    relay.ID
+	Key         []byte
+}
+
+type inviteState struct {
+	Queue      queueState
+	RequestKey []byte // X25519 private key
+	Expires    time.Time
+	Name       string
+}
+
+type pendingState struct {
+	Queue           queueState
+	ReplyKey        []byte // X25519 private key
+	KeyPackage      []byte
+	Secrets         []byte
+	InviterIdentity []byte
+	Name            string
+}
+
+// Contact is a person this user has connected with. Name is a local pet
+// name; it never leaves the device.
+type Contact struct {
+	Name         string
+	Identity     ed25519.PublicKey
+	Verified     bool
+	Conversation string
+}
+
+// Conversation is an MLS group and its history.
+type Conversation struct {
+	ID       string
+	Name     string
+	Direct   bool
+	Relay    string
+	LogID    relay.ID
+	LogToken relay.ID
+	MLSState []byte
+	Next     uint64
+	Own      []uint64
+	Removed  bool
+	Messages []Message
+}
+
+// Message is one message of a conversation's history.
+type Message struct {
+	Seq    uint64    `json:"seq"`
+	ID     string    `json:"id"`
+	From   string    `json:"from"` // hex identity key
+	Sender string    `json:"sender"`
+	Text   string    `json:"text"`
+	Sent   time.Time `json:"sent"`
+	Mine   bool      `json:"mine"`
+}
+
+func (c *Client) now() time.Time {
+	if c.opts.Now != nil {
+		return c.opts.Now()
+	}
+	return time.Now()
+}
+
+// Init creates a new profile in home: an identity key, a device key, and
+// the encrypted store. relayAddr is the relay this user's contact
+// addresses and conversations live on.
+func Init(home string, passphrase []byte, relayAddr string, opts Options) (*Client, error) {
+	if len(passphrase) == 0 {
+		return nil, errors.New("client: empty passphrase: choose a passphrase (set TAINIK_PASSPHRASE or type it when asked)")
+	}
+	if relayAddr == "" {
+		return nil, errors.New("client: no relay address: pass the tainik://<fingerprint>@host:port address that tainikd printed")
+	}
+	p := opts.KDF
+	if p == (KDFParams{}) {
+		p = DefaultKDF
+	}
+	v, err := createVault(home, passphrase, p)
+	if err != nil {
+		return nil, err
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	sk, err := suite.GenerateSignatureKey()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{home: home, opts: opts, vault: v, st: &state{IdentitySeed: seed, DeviceKey: sk.Bytes(), Relay: relayAddr}}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c, c.save()
+}
+
+// Open opens the profile in home. A wrong passphrase gives
+// ErrWrongPassphrase and changes nothing.
+func Open(home string, passphrase []byte, opts Options) (*Client, error) {
+	st := new(state)
+	v, err := openVault(home, passphrase, st)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{home: home, opts: opts, vault: v, st: st}
+	return c, c.load()
+}
+
+func (c *Client) load() error {
+	c.ident = ed25519.NewKeyFromSeed(c.st.IdentitySeed)
+	sk, err := suite.NewSignaturePrivateKey(c.st.DeviceKey)
+	if err != nil {
+		return fmt.Errorf("client: device key in store: %w", err)
+	}
+	c.sig = sk
+	c.conns = map[string]*relayclient.Client{}
+	c.groups = map[string]*mls.Group{}
+	return nil
+}
+
+func (c *Client) save() error { return c.vault.save(c.st) }
+
+// Close closes relay connections. Changes are saved as they are made.
+func (c *Client) Close() error {
+	for _, rc := range c.conns {
+		rc.Close()
+	}
+	return nil
+}
+
+// Identity returns the user's long-term identity key.
+func (c *Client) Identity() ed25519.PublicKey { return c.ident.Public().(ed25519.PublicKey) }
+
+// Relay returns the home relay address.
+func (c *Client) Relay() string { return c.st.Relay }
+
+// Contacts lists contacts.
+func (c *Client) Contacts() []Contact {
+	out := make([]Contact, len(c.st.Contacts))
+	for i, ct := range c.st.Contacts {
+		out[i] = *ct
+	}
+	return out
+}
+
+// Contact finds a contact by name.
+func (c *Client) Contact(name string) (*Contact, error) {
+	for _, ct := range c.st.Contacts {
+		if ct.Name == name {
+			return ct, nil
+		}
+	}
+	return nil, fmt.Errorf("client: no contact named %q: see 'tainik contacts'", name)
+}
+
+// SafetyNumber returns the safety number shared with a contact.
+func (c *Client) SafetyNumber(name string) (string, error) {
+	ct, err := c.Contact(name)
+	if err != nil {
+		return "", err
+	}
+	return SafetyNumber(c.Identity(), ct.Identity), nil
+}
+
+// Verify marks a contact verified. If number is not empty it must equal
+// the safety number (spaces ignored).
+func (c *Client) Verify(name, number string) error {
+	ct, err := c.Contact(name)
+	if err != nil {
+		return err
+	}
+	if number != "" {
+		want := SafetyNumber(c.Identity(), ct.Identity)
+		got := make([]byte, 0, len(number))
+		for _, r := range number {
+			if r >= '0' && r <= '9' {
+				got = append(got, byte(r))
+			}
+		}
+		if string(got) != want {
+			return fmt.Errorf("client: the safety number does not match %s's: do not trust this contact until you compare in person", name)
+		}
+	}
+	ct.Verified = true
+	return c.save()
+}
+
+func (c *Client) conn(ctx context.Context, addr string) (*relayclient.Client, error) {
+	if rc, ok := c.conns[addr]; ok {
+		return rc, nil
+	}
+	d := c.opts.DialTimeout
+	if d == 0 {
+		d = 10 * time.Second
+	}
+	dctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	rc, err := relayclient.Dial(dctx, addr, relayclient.Options{MaxBackoff: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("client: cannot reach relay %s: %v: check that the relay is running and the address is right", addr, err)
+	}
+	c.conns[addr] = rc
+	return rc, nil
+}
+
+func newX25519() (priv, pub []byte) {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k.Bytes(), k.PublicKey().Bytes()
+}
+
+// Invite creates a one-time contact address on the home relay and returns
+// its invitation. name is the local name the new contact will get.
+func (c *Client) Invite(ctx context.Context, name string, ttl time.Duration) (*Invitation, error) {
+	if name != "" {
+		if _, err := c.Contact(name); err == nil {
+			return nil, fmt.Errorf("client: a contact named %q exists already: choose another name", name)
+		}
+	}
+	rc, err := c.conn(ctx, c.st.Relay)
+	if err != nil {
+		return nil, err
+	}
+	q, err := rc.CreateQueue(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("client: create contact address: %w", err)
+	}
+	priv, pub := newX25519()
+	inv := &Invitation{Relay: c.st.Relay, SenderID: q.SenderID, RequestKey: pub, Identity: c.Identity(), Expires: c.now().Add(ttl).Truncate(time.Second)}
+	inv.Signature = ed25519.Sign(c.ident, inv.signed())
+	c.st.Invites = append(c.st.Invites, &inviteState{
+		Queue:      queueState{Relay: c.st.Relay, RecipientID: q.RecipientID, SenderID: q.SenderID, Key: q.Key},
+		RequestKey: priv, Expires: inv.Expires, Name: name,
+	})
+	return inv, c.save()
+}
+
+func (q *queueState) handle() relayclient.Queue {
+	return relayclient.Queue{RecipientID: q.RecipientID, SenderID: q.SenderID, Key: ed25519.PrivateKey(q.Key)}
+}
+
+func randomMsgID() relay.MsgID {
+	var id relay.MsgID
+	rand.Read(id[:])
+	return id
+}
+
+// Connect answers an invitation link: it sends a contact request through
+// the inviter's contact address. The conversation starts when the inviter
+// accepts it and this side syncs. name is the local name of the inviter.
+func (c *Client) Connect(ctx context.Context, link, name string) error {
+	inv, err := ParseInvitation(link, c.now())
+	if err != nil {
+		return err
+	}
+	if inv.Identity.Equal(c.Identity()) {
+		return errors.New("client: this is your own invitation: send it to your contact instead")
+	}
+	if name == "" {
+		name = fmt.Sprintf("contact-%d", len(c.st.Contacts)+len(c.st.Pending)+1)
+	}
+	if _, err := c.Contact(name); err == nil {
+		return fmt.Errorf("client: a contact named %q exists already: choose another name with --name", name)
+	}
+	rc, err := c.conn(ctx, inv.Relay)
+	if err != nil {
+		return err
+	}
+	q, err := rc.CreateQueue(ctx, false)
+	if err != nil {
+		return fmt.Errorf("client: create reply queue: %w", err)
+	}
+	kp, secrets, err := mls.NewKeyPackage(suite, deviceCredential(c.ident, c.sig.PublicKey()), c.sig, mls.KeyPackageOptions{})
+	if err != nil {
+		return err
+	}
+	kpBytes, err := kp.Marshal()
+	if err != nil {
+		return err
+	}
+	secBytes, err := secrets.Bytes()
+	if err != nil {
+		return err
+	}
+	priv, pub := newX25519()
+	req := contactRequest{Identity: c.Identity(), KeyPackage: kpBytes, ReplyRelay: inv.Relay, ReplyID: q.SenderID, ReplyKey: pub}
+	sealed, err := sealTo(inv.RequestKey, "tainik contact request v1", mustJSON(req))
+	if err != nil {
+		return err
+	}
+	c.st.Pending = append(c.st.Pending, &pendingState{
+		Queue:    queueState{Relay: inv.Relay, RecipientID: q.RecipientID, SenderID: q.SenderID, Key: q.Key},
+		ReplyKey: priv, KeyPackage: kpBytes, Secrets: secBytes, InviterIdentity: inv.Identity, Name: name,
+	})
+	if err := c.save(); err != nil {
+		return err
+	}
+	if err := rc.Send(ctx, inv.SenderID, randomMsgID(), sealed, nil); err != nil {
+		if re := (*relay.Error)(nil); errors.As(err, &re) && re.Code == relay.CodeNotFound {
+			return errors.New("client: the invitation was already used or has expired on the relay: ask your contact for a new link")
+		}
+		return fmt.Errorf("client: send contact request: %w", err)
+	}
+	return nil
+}
+
+// Pending reports how many contact requests this side sent that await an
+// answer.
+func (c *Client) Pending() int { return len(c.st.Pending) }
+
+func (c *Client) conv(id string) *Conversation {
+	for _, cv := range c.st.Convs {
+		if cv.ID == id {
+			return cv
+		}
+	}
+	return nil
+}
+
+// Conversations lists conversations.
+func (c *Client) Conversations() []*Conversation { return c.st.Convs }
+
+// FindConversation resolves a contact name or a group name.
+func (c *Client) FindConversation(name string) (*Conversation, error) {
+	for _, ct := range c.st.Contacts {
+		if ct.Name == name {
+			return c.conv(ct.Conversation), nil
+		}
+	}
+	for _, cv := range c.st.Convs {
+		if !cv.Direct && cv.Name == name {
+			return cv, nil
+		}
+	}
+	return nil, fmt.Errorf("client: no contact or group named %q: see 'tainik contacts'", name)
+}
+
+func (c *Client) group(cv *Conversation) (*mls.Group, error) {
+	if g, ok := c.groups[cv.ID]; ok {
+		return g, nil
+	}
+	g, err := mls.RestoreGroup(mlsConfig, cv.MLSState, c.sig)
+	if err != nil {
+		return nil, fmt.Errorf("client: restore conversation state: %w", err)
+	}
+	c.groups[cv.ID] = g
+	return g, nil
+}
+
+func (c *Client) storeGroup(cv *Conversation, g *mls.Group) error {
+	st, err := g.MarshalState()
+	if err != nil {
+		return err
+	}
+	cv.MLSState = st
+	c.groups[cv.ID] = g
+	return nil
+}
+
+// History returns a conversation's messages in log order.
+func (c *Client) History(cv *Conversation) []Message {
+	msgs := append([]Message(nil), cv.Messages...)
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Seq < msgs[j].Seq })
+	return msgs
+}
+
+// nameOf resolves an identity key to a display name.
+func (c *Client) nameOf(id []byte) string {
+	if ed25519.PublicKey(id).Equal(c.Identity()) {
+		return "me"
+	}
+	for _, ct := range c.st.Contacts {
+		if ct.Identity.Equal(ed25519.PublicKey(id)) {
+			return ct.Name
+		}
+	}
+	return "unknown:" + hex.EncodeToString(id[:6])
+}

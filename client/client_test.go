@@ -1,0 +1,160 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tainik/tainik/relay/server"
+)
+
+var testKDF = KDFParams{Time: 1, Memory: 64, Threads: 1}
+
+func startRelay(t *testing.T) string {
+	t.Helper()
+	srv, err := server.New(server.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv.Address(ln.Addr()).String()
+}
+
+func newUser(t *testing.T, addr string) (*Client, string) {
+	t.Helper()
+	home := t.TempDir()
+	c, err := Init(home, []byte("pw-"+home), addr, Options{KDF: testKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, home
+}
+
+// connect makes a and b contacts, named "b" at a and "a" at b.
+func connect(t *testing.T, a, b *Client) {
+	t.Helper()
+	ctx := context.Background()
+	inv, err := a.Invite(ctx, "b", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ctx, inv.Link(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Sync(ctx)
+	if err != nil || len(rep.NewContacts) != 1 {
+		t.Fatalf("a.Sync = %+v, %v", rep, err)
+	}
+	rep, err = b.Sync(ctx)
+	if err != nil || len(rep.NewContacts) != 1 {
+		t.Fatalf("b.Sync = %+v, %v", rep, err)
+	}
+}
+
+func TestConnectAndChat(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	a, _ := newUser(t, addr)
+	b, bhome := newUser(t, addr)
+	connect(t, a, b)
+
+	na, _ := a.SafetyNumber("b")
+	nb, _ := b.SafetyNumber("a")
+	if na != nb || len(na) != 60 {
+		t.Fatalf("safety numbers %q and %q", na, nb)
+	}
+
+	cva, _ := a.FindConversation("b")
+	cvb, _ := b.FindConversation("a")
+	if _, err := a.Send(ctx, cva, "hello b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, cvb, "hello a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := func(c *Client, cv *Conversation) string {
+		var s []string
+		for _, m := range c.History(cv) {
+			s = append(s, m.Sender+":"+m.Text)
+		}
+		return strings.Join(s, "|")
+	}
+	if g := got(a, cva); g != "me:hello b|b:hello a" {
+		t.Errorf("a history %q", g)
+	}
+	if g := got(b, cvb); g != "a:hello b|me:hello a" {
+		t.Errorf("b history %q", g)
+	}
+
+	// Restart: history survives; a wrong passphrase changes nothing.
+	b.Close()
+	if _, err := Open(bhome, []byte("wrong"), Options{}); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("Open with wrong passphrase: %v", err)
+	}
+	b2, err := Open(bhome, []byte("pw-"+bhome), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	cvb2, _ := b2.FindConversation("a")
+	if g := got(b2, cvb2); g != "a:hello b|me:hello a" {
+		t.Errorf("b history after restart %q", g)
+	}
+	if _, err := b2.Send(ctx, cvb2, "after restart"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(a, cva); g != "me:hello b|b:hello a|b:after restart" {
+		t.Errorf("a history %q", g)
+	}
+}
+
+func TestInvitationTampered(t *testing.T) {
+	addr := startRelay(t)
+	a, _ := newUser(t, addr)
+	inv, err := a.Invite(context.Background(), "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := inv.Link()
+	if _, err := ParseInvitation(link, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b := []byte(link)
+	i := len(InvitePrefix) + 10
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	if _, err := ParseInvitation(string(b), time.Now()); !errors.Is(err, ErrInvalidInvite) {
+		t.Errorf("tampered link: %v", err)
+	}
+	if _, err := ParseInvitation(link, time.Now().Add(2*time.Hour)); !errors.Is(err, ErrExpiredInvite) {
+		t.Errorf("expired link: %v", err)
+	}
+	if _, err := ParseInvitation(link[:len(link)-3], time.Now()); !errors.Is(err, ErrInvalidInvite) {
+		t.Errorf("truncated link: %v", err)
+	}
+}

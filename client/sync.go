@@ -1,0 +1,472 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tainik/tainik/mls"
+	"github.com/tainik/tainik/relay"
+	relayclient "github.com/tainik/tainik/relay/client"
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// payload is the plaintext of an MLS application message.
+type payload struct {
+	ID   string    `json:"id"`
+	Type string    `json:"type"`
+	Text string    `json:"text,omitempty"`
+	Sent time.Time `json:"sent"`
+}
+
+// SyncReport says what a Sync brought.
+type SyncReport struct {
+	NewContacts []string
+	New         []Message
+	NewConvs    []string
+}
+
+// Sync accepts contact requests, completes connections this side asked
+// for, and reads every conversation's log from where it stopped.
+func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
+	rep := new(SyncReport)
+	if err := c.acceptRequests(ctx, rep); err != nil {
+		return rep, err
+	}
+	if err := c.completeConnects(ctx, rep); err != nil {
+		return rep, err
+	}
+	for _, cv := range c.st.Convs {
+		if err := c.syncConv(ctx, cv, rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, c.save()
+}
+
+func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
+	var keep []*inviteState
+	for _, inv := range c.st.Invites {
+		rc, err := c.conn(ctx, inv.Queue.Relay)
+		if err != nil {
+			return err
+		}
+		q := inv.Queue.handle()
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			var re *relay.Error
+			if errors.As(err, &re) && re.Code == relay.CodeNotFound {
+				continue // expired on the relay
+			}
+			return fmt.Errorf("client: read contact address: %w", err)
+		}
+		used := false
+		for _, m := range msgs {
+			if !used {
+				name, err := c.accept(ctx, inv, m.Payload)
+				if err == nil {
+					used = true
+					rep.NewContacts = append(rep.NewContacts, name)
+				}
+				// A request that does not open is dropped: anyone who
+				// holds the link can send garbage.
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return fmt.Errorf("client: acknowledge contact request: %w", err)
+			}
+		}
+		if used {
+			rc.DeleteQueue(ctx, q)
+			continue
+		}
+		if c.now().After(inv.Expires) {
+			rc.DeleteQueue(ctx, q)
+			continue
+		}
+		keep = append(keep, inv)
+	}
+	c.st.Invites = keep
+	return c.save()
+}
+
+func (c *Client) uniqueName(want string) string {
+	name := want
+	for i := 2; ; i++ {
+		if _, err := c.Contact(name); err != nil {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", want, i)
+	}
+}
+
+// accept turns one contact request into a two-member group.
+func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (string, error) {
+	content, err := relay.Unpad(sealed)
+	if err != nil {
+		return "", err
+	}
+	plain, err := openWith(inv.RequestKey, "tainik contact request v1", content)
+	if err != nil {
+		return "", err
+	}
+	var req contactRequest
+	if err := json.Unmarshal(plain, &req); err != nil {
+		return "", err
+	}
+	kp, err := mls.UnmarshalKeyPackage(req.KeyPackage)
+	if err != nil {
+		return "", err
+	}
+	id, err := credentialIdentity(&kp.LeafNode.Credential, kp.LeafNode.SignatureKey)
+	if err != nil {
+		return "", err
+	}
+	if !id.Equal(ed25519.PublicKey(req.Identity)) {
+		return "", errors.New("client: contact request identity does not match its KeyPackage")
+	}
+	name := inv.Name
+	if name == "" {
+		name = fmt.Sprintf("contact-%d", len(c.st.Contacts)+1)
+	}
+	name = c.uniqueName(name)
+	cv, g, err := c.newConv(ctx, name, true)
+	if err != nil {
+		return "", err
+	}
+	welcome, from, err := c.commit(ctx, cv, g, mls.CommitOptions{Add: []*mls.KeyPackage{kp}})
+	if err != nil {
+		return "", err
+	}
+	acc := contactAccept{Identity: c.Identity(), Welcome: welcome, Relay: cv.Relay, LogID: cv.LogID, LogToken: cv.LogToken, From: from}
+	out, err := sealTo(req.ReplyKey, "tainik contact accept v1", mustJSON(acc))
+	if err != nil {
+		return "", err
+	}
+	rc, err := c.conn(ctx, req.ReplyRelay)
+	if err != nil {
+		return "", err
+	}
+	if err := rc.Send(ctx, req.ReplyID, randomMsgID(), out, nil); err != nil {
+		return "", fmt.Errorf("client: answer contact request: %w", err)
+	}
+	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
+	return name, c.save()
+}
+
+// newConv creates a one-member group and its log on the home relay.
+func (c *Client) newConv(ctx context.Context, name string, direct bool) (*Conversation, *mls.Group, error) {
+	rc, err := c.conn(ctx, c.st.Relay)
+	if err != nil {
+		return nil, nil, err
+	}
+	gid := make([]byte, 16)
+	rand.Read(gid)
+	kp, secrets, err := mls.NewKeyPackage(suite, deviceCredential(c.ident, c.sig.PublicKey()), c.sig, mls.KeyPackageOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := mls.NewGroup(mlsConfig, gid, kp, secrets, c.sig, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := rc.CreateLog(ctx, gid, g.Epoch())
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: create group log: %w", err)
+	}
+	cv := &Conversation{ID: hex.EncodeToString(gid), Name: name, Direct: direct, Relay: c.st.Relay, LogID: l.ID, LogToken: l.Token, Next: 1}
+	if err := c.storeGroup(cv, g); err != nil {
+		return nil, nil, err
+	}
+	c.st.Convs = append(c.st.Convs, cv)
+	return cv, g, c.save()
+}
+
+// commit makes a commit with opts, appends it to the log, re-basing when
+// another member's commit won the epoch, and merges it. It returns the
+// Welcome, if any, and the log position a new member starts reading at.
+func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, opts mls.CommitOptions) ([]byte, uint64, error) {
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return nil, 0, err
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := g.Commit(opts)
+		if err != nil {
+			return nil, 0, fmt.Errorf("client: commit: %w", err)
+		}
+		msg, err := out.Commit.Marshal()
+		if err != nil {
+			g.DiscardPendingCommit()
+			return nil, 0, err
+		}
+		seq, _, err := rc.Append(ctx, cv.log(), msg)
+		var re *relay.Error
+		if errors.As(err, &re) && re.Code == relay.CodeStaleEpoch && attempt < 5 {
+			g.DiscardPendingCommit()
+			if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
+				return nil, 0, err
+			}
+			if g, err = c.group(cv); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		if err != nil {
+			g.DiscardPendingCommit()
+			return nil, 0, fmt.Errorf("client: append commit: %w", err)
+		}
+		if _, err := g.MergePendingCommit(); err != nil {
+			return nil, 0, fmt.Errorf("client: merge commit: %w", err)
+		}
+		c.markOwn(cv, seq)
+		if err := c.storeGroup(cv, g); err != nil {
+			return nil, 0, err
+		}
+		var welcome []byte
+		if out.Welcome != nil {
+			if welcome, err = out.Welcome.Marshal(); err != nil {
+				return nil, 0, err
+			}
+		}
+		return welcome, seq + 1, c.save()
+	}
+}
+
+func (cv *Conversation) log() relayclient.Log {
+	return relayclient.Log{ID: cv.LogID, Token: cv.LogToken}
+}
+
+// markOwn records that this device wrote entry seq, so that reading the
+// log skips it.
+func (c *Client) markOwn(cv *Conversation, seq uint64) {
+	if seq == cv.Next {
+		cv.Next++
+		return
+	}
+	cv.Own = append(cv.Own, seq)
+}
+
+func (c *Client) completeConnects(ctx context.Context, rep *SyncReport) error {
+	var keep []*pendingState
+	for _, p := range c.st.Pending {
+		rc, err := c.conn(ctx, p.Queue.Relay)
+		if err != nil {
+			return err
+		}
+		q := p.Queue.handle()
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			return fmt.Errorf("client: read reply queue: %w", err)
+		}
+		done := false
+		for _, m := range msgs {
+			if !done {
+				if err := c.join(ctx, p, m.Payload, rep); err == nil {
+					done = true
+				}
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return fmt.Errorf("client: acknowledge reply: %w", err)
+			}
+		}
+		if done {
+			rc.DeleteQueue(ctx, q)
+			continue
+		}
+		keep = append(keep, p)
+	}
+	c.st.Pending = keep
+	return c.save()
+}
+
+func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *SyncReport) error {
+	content, err := relay.Unpad(sealed)
+	if err != nil {
+		return err
+	}
+	plain, err := openWith(p.ReplyKey, "tainik contact accept v1", content)
+	if err != nil {
+		return err
+	}
+	var acc contactAccept
+	if err := json.Unmarshal(plain, &acc); err != nil {
+		return err
+	}
+	wm, err := mls.UnmarshalMLSMessage(acc.Welcome)
+	if err != nil || wm.Welcome == nil {
+		return errors.New("client: contact accept carries no Welcome")
+	}
+	kp, err := mls.UnmarshalKeyPackage(p.KeyPackage)
+	if err != nil {
+		return err
+	}
+	secrets, err := mls.ParseKeyPackageSecrets(p.Secrets)
+	if err != nil {
+		return err
+	}
+	g, err := mls.JoinFromWelcome(mlsConfig, wm.Welcome, kp, secrets, c.sig, nil)
+	if err != nil {
+		return fmt.Errorf("client: join conversation: %w", err)
+	}
+	found := false
+	for _, m := range g.Members() {
+		if id, err := credentialIdentity(&m.Credential, m.SignatureKey); err == nil && id.Equal(ed25519.PublicKey(p.InviterIdentity)) {
+			found = true
+		}
+	}
+	if !found {
+		return errors.New("client: the conversation does not include the inviter")
+	}
+	cv := &Conversation{ID: hex.EncodeToString(g.GroupID()), Name: p.Name, Direct: true, Relay: acc.Relay, LogID: acc.LogID, LogToken: acc.LogToken, Next: acc.From}
+	if err := c.storeGroup(cv, g); err != nil {
+		return err
+	}
+	c.st.Convs = append(c.st.Convs, cv)
+	name := c.uniqueName(p.Name)
+	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: ed25519.PublicKey(p.InviterIdentity), Conversation: cv.ID})
+	rep.NewContacts = append(rep.NewContacts, name)
+	return c.save()
+}
+
+// syncConv reads a conversation's log from where it stopped.
+func (c *Client) syncConv(ctx context.Context, cv *Conversation, rep *SyncReport) error {
+	if cv.Removed {
+		return nil
+	}
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return err
+	}
+	g, err := c.group(cv)
+	if err != nil {
+		return err
+	}
+	for {
+		ents, err := rc.Read(ctx, cv.log(), cv.Next)
+		if err != nil {
+			return fmt.Errorf("client: read conversation %s: %w", cv.Name, err)
+		}
+		for _, e := range ents.Entries {
+			if e.Seq < cv.Next {
+				continue
+			}
+			cv.Next = e.Seq + 1
+			if i := slices.Index(cv.Own, e.Seq); i >= 0 {
+				cv.Own = slices.Delete(cv.Own, i, i+1)
+				continue
+			}
+			c.processEntry(cv, g, e, rep)
+			if cv.Removed {
+				break
+			}
+		}
+		if err := c.storeGroup(cv, g); err != nil {
+			return err
+		}
+		if !ents.More || len(ents.Entries) == 0 || cv.Removed {
+			return nil
+		}
+	}
+}
+
+// processEntry processes one log entry. An entry that does not process
+// (garbage appended by a member, or a message from before this device
+// joined) is skipped: the log is shared by all members.
+func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, rep *SyncReport) {
+	m, err := mls.UnmarshalMLSMessage(e.Message)
+	if err != nil {
+		return
+	}
+	p, err := g.Process(m)
+	if err != nil {
+		return
+	}
+	if p.Commit != nil {
+		if p.Commit.RemovedSelf {
+			cv.Removed = true
+		}
+		return
+	}
+	if p.ApplicationData == nil {
+		return
+	}
+	var pl payload
+	if err := json.Unmarshal(p.ApplicationData, &pl); err != nil || pl.Type != "text" {
+		return
+	}
+	for _, old := range cv.Messages {
+		if old.ID == pl.ID {
+			return
+		}
+	}
+	var from []byte
+	for _, mem := range g.Members() {
+		if mem.Leaf == p.Sender.Leaf {
+			from, _ = credentialIdentity(&mem.Credential, mem.SignatureKey)
+		}
+	}
+	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent}
+	cv.Messages = append(cv.Messages, msg)
+	rep.New = append(rep.New, msg)
+}
+
+// Send sends a text message to a conversation.
+func (c *Client) Send(ctx context.Context, cv *Conversation, text string) (*Message, error) {
+	if cv.Removed {
+		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
+	}
+	if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
+		return nil, err
+	}
+	if cv.Removed {
+		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
+	}
+	g, err := c.group(cv)
+	if err != nil {
+		return nil, err
+	}
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	pl := payload{ID: hex.EncodeToString(idb), Type: "text", Text: text, Sent: c.now().UTC().Truncate(time.Second)}
+	m, err := g.Encrypt(mustJSON(pl), nil)
+	if err != nil {
+		return nil, fmt.Errorf("client: encrypt: %w", err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	// The ratchet moved: save it before the message leaves, so that a
+	// crash cannot reuse a key.
+	if err := c.storeGroup(cv, g); err != nil {
+		return nil, err
+	}
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return nil, err
+	}
+	seq, _, err := rc.Append(ctx, cv.log(), data)
+	if err != nil {
+		return nil, fmt.Errorf("client: send: %w", err)
+	}
+	c.markOwn(cv, seq)
+	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true}
+	cv.Messages = append(cv.Messages, msg)
+	return &msg, c.save()
+}
