@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The end-to-end tests build tainik and tainikd, run a real relay process
+// and drive users through the CLI, each with its own --home.
+
+type env struct {
+	t      *testing.T
+	tainik string
+	relayd string
+	dir    string
+	relay  *relayProc
+	listen string
+}
+
+func newEnv(t *testing.T) *env {
+	if testing.Short() {
+		t.Skip("end-to-end test builds binaries")
+	}
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, tainik: filepath.Join(dir, "tainik"), relayd: filepath.Join(dir, "tainikd")}
+	for bin, pkg := range map[string]string{e.tainik: ".", e.relayd: "../tainikd"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.listen = ln.Addr().String()
+	ln.Close()
+	e.relay = e.startRelay()
+	return e
+}
+
+type relayProc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+}
+
+func (e *env) startRelay() *relayProc {
+	t := e.t
+	cmd := exec.Command(e.relayd, "-listen", e.listen, "-data", filepath.Join(e.dir, "relay-data"), "-log-level", "error")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &relayProc{cmd: cmd, done: make(chan struct{})}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "tainik://") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("relay did not print its address; stderr:\n%s", stderr.String())
+	}
+	p.addr = sc.Text()
+	go func() {
+		for sc.Scan() {
+		}
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *relayProc) stop() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+type user struct {
+	e    *env
+	home string
+	pw   string
+}
+
+func (e *env) user(name string) *user {
+	u := &user{e: e, home: filepath.Join(e.dir, name), pw: "passphrase of " + name}
+	u.ok("init", "--relay", e.relay.addr)
+	return u
+}
+
+func (u *user) run(args ...string) (stdout, stderr string, err error) {
+	cmd := exec.Command(u.e.tainik, append([]string{"--home", u.home}, args...)...)
+	cmd.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+u.pw)
+	var o, s bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &s
+	err = cmd.Run()
+	return o.String(), s.String(), err
+}
+
+func (u *user) ok(args ...string) string {
+	u.e.t.Helper()
+	out, errOut, err := u.run(args...)
+	if err != nil {
+		u.e.t.Fatalf("tainik %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// fail runs a command that must fail with an error containing want.
+func (u *user) fail(want string, args ...string) {
+	u.e.t.Helper()
+	_, errOut, err := u.run(args...)
+	if err == nil {
+		u.e.t.Fatalf("tainik %s succeeded, want error %q", strings.Join(args, " "), want)
+	}
+	if !strings.Contains(errOut, want) {
+		u.e.t.Fatalf("tainik %s: error %q, want it to contain %q", strings.Join(args, " "), errOut, want)
+	}
+}
+
+func (u *user) jsonOut(v any, args ...string) {
+	u.e.t.Helper()
+	out := u.ok(append([]string{"--json"}, args...)...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		u.e.t.Fatalf("tainik --json %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (u *user) history(conv string) []string {
+	var r struct {
+		Messages []struct {
+			Sender string `json:"sender"`
+			Text   string `json:"text"`
+		} `json:"messages"`
+	}
+	u.jsonOut(&r, "read", conv)
+	var s []string
+	for _, m := range r.Messages {
+		s = append(s, m.Sender+": "+m.Text)
+	}
+	return s
+}
+
+func (u *user) safetyNumber(contact string) string {
+	var r struct {
+		SafetyNumber string `json:"safety_number"`
+	}
+	u.jsonOut(&r, "safety-number", contact)
+	return r.SafetyNumber
+}
+
+// befriend connects a and b: a invites, b connects, a accepts on read.
+func befriend(a *user, aName string, b *user, bName string) {
+	t := a.e.t
+	t.Helper()
+	var inv struct{ Link string }
+	a.jsonOut(&inv, "invite", "--name", bName)
+	if !strings.HasPrefix(inv.Link, "tainik:invite/") {
+		t.Fatalf("invite link %q", inv.Link)
+	}
+	b.ok("connect", "--name", aName, inv.Link)
+	if out := a.ok("read"); !strings.Contains(out, "new contact: "+bName) {
+		t.Fatalf("inviter read: %q", out)
+	}
+	if out := b.ok("read"); !strings.Contains(out, "new contact: "+aName) {
+		t.Fatalf("newcomer read: %q", out)
+	}
+}
+
+func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
+
+func TestEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+
+	if out := alice.ok("whoami"); !strings.Contains(out, "identity ") {
+		t.Fatalf("whoami: %q", out)
+	}
+	befriend(alice, "alice", bob, "bob")
+
+	// Both sides see the same safety number.
+	na, nb := alice.safetyNumber("bob"), bob.safetyNumber("alice")
+	if na != nb || len(na) != 60 {
+		t.Fatalf("safety numbers differ: %q and %q", na, nb)
+	}
+	bob.fail("does not match", "verify", "alice", "123")
+	bob.ok("verify", "alice", na)
+	var cs []contactJSON
+	bob.jsonOut(&cs, "contacts")
+	if len(cs) != 1 || cs[0].Name != "alice" || !cs[0].Verified {
+		t.Fatalf("bob's contacts: %+v", cs)
+	}
+
+	// A message each way.
+	alice.ok("send", "bob", "hello bob")
+	if out := bob.ok("read"); !strings.Contains(out, "[alice] alice: hello bob") {
+		t.Fatalf("bob read: %q", out)
+	}
+	bob.ok("send", "alice", "hello alice")
+	if out := alice.ok("read"); !strings.Contains(out, "[bob] bob: hello alice") {
+		t.Fatalf("alice read: %q", out)
+	}
+	// Reading again brings nothing new: no duplicates.
+	if out := alice.ok("read"); strings.Contains(out, "hello") {
+		t.Fatalf("second read repeats: %q", out)
+	}
+	want := []string{"me: hello bob", "bob: hello alice"}
+	if got := alice.history("bob"); !equal(got, want) {
+		t.Fatalf("alice history %q, want %q", got, want)
+	}
+
+	// Wrong passphrase: a clear error, and the store still opens after.
+	good := bob.pw
+	bob.pw = "wrong"
+	bob.fail("wrong passphrase", "whoami")
+	bob.pw = good
+	want = []string{"alice: hello bob", "me: hello alice"}
+	if got := bob.history("alice"); !equal(got, want) {
+		t.Fatalf("bob history %q, want %q", got, want)
+	}
+
+	// A tampered link.
+	var inv struct{ Link string }
+	alice.jsonOut(&inv, "invite")
+	l := []byte(inv.Link)
+	l[len(l)-5] ^= 1
+	if l[len(l)-5] == '-' || l[len(l)-5] == '_' || l[len(l)-5] == 0 {
+		l[len(l)-5] = 'A'
+	}
+	bob.fail("invalid invitation link", "connect", string(l))
+
+	// Relay down: a clear error.
+	e.relay.stop()
+	alice.fail("cannot reach relay", "send", "bob", "into the void")
+	alice.fail("check that the relay is running", "read")
+
+	// Relay back, same data: everything continues; history survived.
+	e.relay = e.startRelay()
+	alice.ok("send", "bob", "back again")
+	want = []string{"alice: hello bob", "me: hello alice", "alice: back again"}
+	if got := bob.history("alice"); !equal(got, want) {
+		t.Fatalf("bob history after relay restart %q, want %q", got, want)
+	}
+}

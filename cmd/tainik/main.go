@@ -1,0 +1,423 @@
+// Command tainik is the Tainik command-line client.
+//
+//	tainik [--home DIR] [--json] COMMAND [ARGS]
+//
+// The passphrase of the local store is read from TAINIK_PASSPHRASE or,
+// if that is unset, from the first line of standard input.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tainik/tainik/client"
+)
+
+const usage = `usage: tainik [--home DIR] [--json] COMMAND [ARGS]
+
+commands:
+  init --relay ADDR        create a profile (identity and device keys, encrypted store)
+  whoami                   show your identity key and relay
+  invite [--name NAME] [--ttl 24h]
+                           make a one-time invitation link for a new contact
+  connect [--name NAME] LINK
+                           answer an invitation link
+  contacts                 list contacts
+  safety-number CONTACT    show the safety number shared with a contact
+  verify CONTACT [NUMBER]  mark a contact verified (checking NUMBER if given)
+  send CONTACT|GROUP TEXT  send a message
+  read [CONTACT|GROUP]     fetch from relays; print new messages, or a conversation's history
+
+The store passphrase comes from TAINIK_PASSPHRASE, or else the first line of standard input.
+`
+
+type cli struct {
+	home   string
+	json   bool
+	stdin  *bufio.Reader
+	stdout io.Writer
+	ctx    context.Context
+}
+
+func main() {
+	c := &cli{stdin: bufio.NewReader(os.Stdin), stdout: os.Stdout, ctx: context.Background()}
+	if err := c.run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tainik:", strings.TrimPrefix(err.Error(), "client: "))
+		os.Exit(1)
+	}
+}
+
+func defaultHome() string {
+	if h := os.Getenv("TAINIK_HOME"); h != "" {
+		return h
+	}
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".tainik")
+	}
+	return ".tainik"
+}
+
+func (c *cli) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.home, "home", c.home, "profile directory (default $TAINIK_HOME or ~/.tainik)")
+	fs.BoolVar(&c.json, "json", c.json, "print JSON for scripts")
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses flags, allowing them before and after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%v (see 'tainik help')", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func (c *cli) run(args []string) error {
+	c.home = defaultHome()
+	g := c.flags("tainik")
+	if err := g.Parse(args); err != nil {
+		return fmt.Errorf("%v (see 'tainik help')", err)
+	}
+	args = g.Args()
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(c.stdout, usage)
+		return nil
+	case "init":
+		return c.cmdInit(args)
+	case "whoami":
+		return c.cmdWhoami(args)
+	case "invite":
+		return c.cmdInvite(args)
+	case "connect":
+		return c.cmdConnect(args)
+	case "contacts":
+		return c.cmdContacts(args)
+	case "safety-number":
+		return c.cmdSafety(args)
+	case "verify":
+		return c.cmdVerify(args)
+	case "send":
+		return c.cmdSend(args)
+	case "read":
+		return c.cmdRead(args)
+	}
+	return fmt.Errorf("unknown command %q (see 'tainik help')", cmd)
+}
+
+func (c *cli) passphrase() ([]byte, error) {
+	if p, ok := os.LookupEnv("TAINIK_PASSPHRASE"); ok {
+		return []byte(p), nil
+	}
+	fmt.Fprint(os.Stderr, "passphrase: ")
+	line, err := c.stdin.ReadString('\n')
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" && err != nil {
+		return nil, errors.New("no passphrase: set TAINIK_PASSPHRASE or type it on standard input")
+	}
+	return []byte(line), nil
+}
+
+var clientOpts = client.Options{DialTimeout: 5 * time.Second}
+
+func (c *cli) open() (*client.Client, error) {
+	pw, err := c.passphrase()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.Open(c.home, pw, clientOpts)
+	if errors.Is(err, client.ErrNoProfile) {
+		return nil, fmt.Errorf("no profile in %s: run 'tainik --home %s init --relay ADDR' first", c.home, c.home)
+	}
+	return cl, err
+}
+
+func (c *cli) out(v any, human string, a ...any) error {
+	if c.json {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	_, err := fmt.Fprintf(c.stdout, human, a...)
+	return err
+}
+
+func (c *cli) cmdInit(args []string) error {
+	fs := c.flags("init")
+	relayAddr := fs.String("relay", os.Getenv("TAINIK_RELAY"), "relay address tainik://<fingerprint>@host:port")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	pw, err := c.passphrase()
+	if err != nil {
+		return err
+	}
+	if *relayAddr != "" && !strings.HasPrefix(*relayAddr, "tainik://") {
+		return fmt.Errorf("%q is not a relay address: pass the tainik://<fingerprint>@host:port that tainikd printed", *relayAddr)
+	}
+	cl, err := client.Init(c.home, pw, *relayAddr, clientOpts)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	id := hex.EncodeToString(cl.Identity())
+	return c.out(map[string]string{"home": c.home, "identity": id, "relay": cl.Relay()},
+		"created profile in %s\nidentity %s\n", c.home, id)
+}
+
+func (c *cli) cmdWhoami(args []string) error {
+	if _, err := parse(c.flags("whoami"), args); err != nil {
+		return err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	id := hex.EncodeToString(cl.Identity())
+	return c.out(map[string]string{"home": c.home, "identity": id, "relay": cl.Relay()},
+		"identity %s\nrelay    %s\n", id, cl.Relay())
+}
+
+func (c *cli) cmdInvite(args []string) error {
+	fs := c.flags("invite")
+	name := fs.String("name", "", "local name for the contact who answers")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the link is valid")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	inv, err := cl.Invite(c.ctx, *name, *ttl)
+	if err != nil {
+		return err
+	}
+	link := inv.Link()
+	return c.out(map[string]any{"link": link, "expires": inv.Expires.UTC()},
+		"%s\nvalid until %s, for one contact. Send it over a channel you trust; then run 'tainik read' to accept.\n",
+		link, inv.Expires.UTC().Format(time.RFC3339))
+}
+
+func (c *cli) cmdConnect(args []string) error {
+	fs := c.flags("connect")
+	name := fs.String("name", "", "local name for the inviter")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("connect takes one invitation link: tainik connect [--name NAME] tainik:invite/...")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Connect(c.ctx, pos[0], *name); err != nil {
+		return err
+	}
+	// The inviter may already have answered; try once.
+	rep, err := cl.Sync(c.ctx)
+	if err != nil {
+		return err
+	}
+	status := "requested"
+	if len(rep.NewContacts) > 0 {
+		status = "connected"
+	}
+	return c.out(map[string]string{"status": status},
+		"contact request sent; the conversation starts when your contact runs 'tainik read', then run 'tainik read' yourself\n")
+}
+
+type contactJSON struct {
+	Name         string `json:"name"`
+	Identity     string `json:"identity"`
+	Verified     bool   `json:"verified"`
+	SafetyNumber string `json:"safety_number"`
+}
+
+func (c *cli) cmdContacts(args []string) error {
+	if _, err := parse(c.flags("contacts"), args); err != nil {
+		return err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	list := []contactJSON{}
+	var sb strings.Builder
+	for _, ct := range cl.Contacts() {
+		sn, _ := cl.SafetyNumber(ct.Name)
+		list = append(list, contactJSON{ct.Name, hex.EncodeToString(ct.Identity), ct.Verified, sn})
+		v := "not verified"
+		if ct.Verified {
+			v = "verified"
+		}
+		fmt.Fprintf(&sb, "%-16s %s  %s\n", ct.Name, hex.EncodeToString(ct.Identity)[:16], v)
+	}
+	if len(list) == 0 && !c.json {
+		sb.WriteString("no contacts yet: 'tainik invite' makes a link, 'tainik connect LINK' answers one\n")
+	}
+	return c.out(list, "%s", sb.String())
+}
+
+func (c *cli) cmdSafety(args []string) error {
+	pos, err := parse(c.flags("safety-number"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("safety-number takes a contact name: tainik safety-number CONTACT")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	sn, err := cl.SafetyNumber(pos[0])
+	if err != nil {
+		return err
+	}
+	return c.out(map[string]string{"contact": pos[0], "safety_number": sn},
+		"%s\nCompare it with %s in person or over a call; if it matches, run 'tainik verify %s'.\n",
+		client.FormatSafetyNumber(sn), pos[0], pos[0])
+}
+
+func (c *cli) cmdVerify(args []string) error {
+	pos, err := parse(c.flags("verify"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return errors.New("verify takes a contact name and, optionally, the number they read to you: tainik verify CONTACT [NUMBER]")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Verify(pos[0], strings.Join(pos[1:], "")); err != nil {
+		return err
+	}
+	return c.out(map[string]any{"contact": pos[0], "verified": true}, "%s is verified\n", pos[0])
+}
+
+func (c *cli) cmdSend(args []string) error {
+	pos, err := parse(c.flags("send"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return errors.New("send takes a contact or group and the text: tainik send CONTACT TEXT")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cv, err := cl.FindConversation(pos[0])
+	if err != nil {
+		return err
+	}
+	m, err := cl.Send(c.ctx, cv, strings.Join(pos[1:], " "))
+	if err != nil {
+		return err
+	}
+	return c.out(m, "sent\n")
+}
+
+type messageJSON struct {
+	Conversation string `json:"conversation"`
+	client.Message
+}
+
+func (c *cli) cmdRead(args []string) error {
+	pos, err := parse(c.flags("read"), args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rep, err := cl.Sync(c.ctx)
+	if err != nil {
+		return err
+	}
+	var sb strings.Builder
+	for _, n := range rep.NewContacts {
+		fmt.Fprintf(&sb, "new contact: %s (compare safety numbers: 'tainik safety-number %s')\n", n, n)
+	}
+	list := []messageJSON{}
+	if len(pos) > 0 {
+		cv, err := cl.FindConversation(pos[0])
+		if err != nil {
+			return err
+		}
+		for _, m := range cl.History(cv) {
+			list = append(list, messageJSON{pos[0], m})
+		}
+		if cv.Removed {
+			fmt.Fprintf(&sb, "(you are no longer a member of %s)\n", pos[0])
+		}
+	} else {
+		for _, m := range rep.New {
+			list = append(list, messageJSON{convName(cl, m), m})
+		}
+	}
+	for _, m := range list {
+		fmt.Fprintf(&sb, "[%s] %s: %s\n", m.Conversation, m.Sender, m.Text)
+	}
+	if c.json {
+		return c.out(map[string]any{"new_contacts": rep.NewContacts, "messages": list}, "")
+	}
+	return c.out(nil, "%s", sb.String())
+}
+
+// convName names the conversation a new message belongs to.
+func convName(cl *client.Client, m client.Message) string {
+	for _, cv := range cl.Conversations() {
+		for _, x := range cv.Messages {
+			if x.ID == m.ID {
+				if cv.Direct {
+					for _, ct := range cl.Contacts() {
+						if ct.Conversation == cv.ID {
+							return ct.Name
+						}
+					}
+				}
+				return cv.Name
+			}
+		}
+	}
+	return "?"
+}
