@@ -45,6 +45,12 @@ type Client struct {
 	conns map[string]*relayclient.Client
 	// groups caches restored MLS groups by conversation id.
 	groups map[string]*mls.Group
+	// needCommit and needKeyPackage name conversations where the last
+	// sync left work: a proposal to commit, a KeyPackage to publish.
+	needCommit     map[string]bool
+	needKeyPackage map[string]bool
+	// needRemove holds members who asked to leave, by conversation.
+	needRemove map[string][]ed25519.PublicKey
 }
 
 type state struct {
@@ -55,6 +61,14 @@ type state struct {
 	Pending      []*pendingState
 	Contacts     []*Contact
 	Convs        []*Conversation
+	// Spares are KeyPackages this device published in 1:1 conversations
+	// so that contacts can add it to groups.
+	Spares []*spareKeyPackage
+}
+
+type spareKeyPackage struct {
+	KeyPackage []byte
+	Secrets    []byte
 }
 
 type queueState struct {
@@ -87,6 +101,8 @@ type Contact struct {
 	Identity     ed25519.PublicKey
 	Verified     bool
 	Conversation string
+	// KeyPackage is the contact's latest spare KeyPackage.
+	KeyPackage []byte `json:",omitempty"`
 }
 
 // Conversation is an MLS group and its history.
@@ -174,6 +190,9 @@ func (c *Client) load() error {
 	c.sig = sk
 	c.conns = map[string]*relayclient.Client{}
 	c.groups = map[string]*mls.Group{}
+	c.needCommit = map[string]bool{}
+	c.needKeyPackage = map[string]bool{}
+	c.needRemove = map[string][]ed25519.PublicKey{}
 	return nil
 }
 

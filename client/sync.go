@@ -27,9 +27,14 @@ func mustJSON(v any) []byte {
 // payload is the plaintext of an MLS application message.
 type payload struct {
 	ID   string    `json:"id"`
-	Type string    `json:"type"`
+	Type string    `json:"type"` // text, keypackage, group-invite, rename, leave
 	Text string    `json:"text,omitempty"`
 	Sent time.Time `json:"sent"`
+	// KeyPackage is a spare KeyPackage of the sender, for adding it to
+	// groups (type keypackage).
+	KeyPackage []byte `json:"keypackage,omitempty"`
+	// Invite is a group invitation (type group-invite).
+	Invite *contactAccept `json:"invite,omitempty"`
 }
 
 // SyncReport says what a Sync brought.
@@ -49,10 +54,14 @@ func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
 	if err := c.completeConnects(ctx, rep); err != nil {
 		return rep, err
 	}
-	for _, cv := range c.st.Convs {
-		if err := c.syncConv(ctx, cv, rep); err != nil {
+	// Joining a group appends to Convs; the new ones are read too.
+	for i := 0; i < len(c.st.Convs); i++ {
+		if err := c.syncConv(ctx, c.st.Convs[i], rep); err != nil {
 			return rep, err
 		}
+	}
+	if err := c.afterSync(ctx); err != nil {
+		return rep, err
 	}
 	return rep, c.save()
 }
@@ -146,7 +155,7 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 	if err != nil {
 		return "", err
 	}
-	welcome, from, err := c.commit(ctx, cv, g, mls.CommitOptions{Add: []*mls.KeyPackage{kp}})
+	welcome, from, err := c.commit(ctx, cv, g, addOptions(kp))
 	if err != nil {
 		return "", err
 	}
@@ -163,6 +172,7 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 		return "", fmt.Errorf("client: answer contact request: %w", err)
 	}
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
+	c.needKeyPackage[cv.ID] = true
 	return name, c.save()
 }
 
@@ -194,15 +204,25 @@ func (c *Client) newConv(ctx context.Context, name string, direct bool) (*Conver
 	return cv, g, c.save()
 }
 
-// commit makes a commit with opts, appends it to the log, re-basing when
-// another member's commit won the epoch, and merges it. It returns the
-// Welcome, if any, and the log position a new member starts reading at.
-func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, opts mls.CommitOptions) ([]byte, uint64, error) {
+// errNothingToCommit is returned by a commit's build function when, after
+// a re-base, the commit is no longer needed.
+var errNothingToCommit = errors.New("client: nothing to commit")
+
+// commit makes a commit with the options build returns for the group's
+// current state, appends it to the log, re-basing (read the log, build
+// again) when another member's commit won the epoch, and merges it. It
+// returns the Welcome, if any, and the log position a new member starts
+// reading at.
+func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, build func(*mls.Group) (mls.CommitOptions, error)) ([]byte, uint64, error) {
 	rc, err := c.conn(ctx, cv.Relay)
 	if err != nil {
 		return nil, 0, err
 	}
 	for attempt := 0; ; attempt++ {
+		opts, err := build(g)
+		if err != nil {
+			return nil, 0, err
+		}
 		out, err := g.Commit(opts)
 		if err != nil {
 			return nil, 0, fmt.Errorf("client: commit: %w", err)
@@ -242,6 +262,35 @@ func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, opt
 			}
 		}
 		return welcome, seq + 1, c.save()
+	}
+}
+
+func addOptions(kp *mls.KeyPackage) func(*mls.Group) (mls.CommitOptions, error) {
+	return func(*mls.Group) (mls.CommitOptions, error) {
+		return mls.CommitOptions{Add: []*mls.KeyPackage{kp}}, nil
+	}
+}
+
+// removeOptions removes every leaf of the given identities, looked up
+// again after each re-base because leaves move.
+func (c *Client) removeOptions(ids ...ed25519.PublicKey) func(*mls.Group) (mls.CommitOptions, error) {
+	return func(g *mls.Group) (mls.CommitOptions, error) {
+		var leaves []mls.LeafIndex
+		for _, m := range g.Members() {
+			id, err := credentialIdentity(&m.Credential, m.SignatureKey)
+			if err != nil || m.Leaf == g.OwnLeaf() {
+				continue
+			}
+			for _, want := range ids {
+				if id.Equal(want) {
+					leaves = append(leaves, m.Leaf)
+				}
+			}
+		}
+		if len(leaves) == 0 {
+			return mls.CommitOptions{}, errNothingToCommit
+		}
+		return mls.CommitOptions{Remove: leaves}, nil
 	}
 }
 
@@ -338,6 +387,7 @@ func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *
 	name := c.uniqueName(p.Name)
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: ed25519.PublicKey(p.InviterIdentity), Conversation: cv.ID})
 	rep.NewContacts = append(rep.NewContacts, name)
+	c.needKeyPackage[cv.ID] = true
 	return c.save()
 }
 
@@ -398,24 +448,34 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 		if p.Commit.RemovedSelf {
 			cv.Removed = true
 		}
+		c.needCommit[cv.ID] = false
+		return
+	}
+	if p.Proposal != nil {
+		// A member asked to leave: someone must commit it.
+		c.needCommit[cv.ID] = true
 		return
 	}
 	if p.ApplicationData == nil {
 		return
 	}
 	var pl payload
-	if err := json.Unmarshal(p.ApplicationData, &pl); err != nil || pl.Type != "text" {
+	if err := json.Unmarshal(p.ApplicationData, &pl); err != nil {
 		return
-	}
-	for _, old := range cv.Messages {
-		if old.ID == pl.ID {
-			return
-		}
 	}
 	var from []byte
 	for _, mem := range g.Members() {
 		if mem.Leaf == p.Sender.Leaf {
 			from, _ = credentialIdentity(&mem.Credential, mem.SignatureKey)
+		}
+	}
+	if pl.Type != "text" {
+		c.control(cv, from, &pl, rep)
+		return
+	}
+	for _, old := range cv.Messages {
+		if old.ID == pl.ID {
+			return
 		}
 	}
 	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent}
@@ -438,35 +498,50 @@ func (c *Client) Send(ctx context.Context, cv *Conversation, text string) (*Mess
 	if err != nil {
 		return nil, err
 	}
+	pl := c.newPayload("text")
+	pl.Text = text
+	seq, err := c.sendPayload(ctx, cv, g, pl)
+	if err != nil {
+		return nil, err
+	}
+	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true}
+	cv.Messages = append(cv.Messages, msg)
+	return &msg, c.save()
+}
+
+func (c *Client) newPayload(typ string) *payload {
 	idb := make([]byte, 16)
 	rand.Read(idb)
-	pl := payload{ID: hex.EncodeToString(idb), Type: "text", Text: text, Sent: c.now().UTC().Truncate(time.Second)}
+	return &payload{ID: hex.EncodeToString(idb), Type: typ, Sent: c.now().UTC().Truncate(time.Second)}
+}
+
+// sendPayload encrypts and appends an application message; the caller
+// has read the log up to date.
+func (c *Client) sendPayload(ctx context.Context, cv *Conversation, g *mls.Group, pl *payload) (uint64, error) {
 	m, err := g.Encrypt(mustJSON(pl), nil)
 	if err != nil {
-		return nil, fmt.Errorf("client: encrypt: %w", err)
+		return 0, fmt.Errorf("client: encrypt: %w", err)
 	}
 	data, err := m.Marshal()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	// The ratchet moved: save it before the message leaves, so that a
 	// crash cannot reuse a key.
 	if err := c.storeGroup(cv, g); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if err := c.save(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	rc, err := c.conn(ctx, cv.Relay)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	seq, _, err := rc.Append(ctx, cv.log(), data)
 	if err != nil {
-		return nil, fmt.Errorf("client: send: %w", err)
+		return 0, fmt.Errorf("client: send: %w", err)
 	}
 	c.markOwn(cv, seq)
-	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true}
-	cv.Messages = append(cv.Messages, msg)
-	return &msg, c.save()
+	return seq, c.save()
 }
