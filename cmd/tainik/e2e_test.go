@@ -252,3 +252,55 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("bob history after relay restart %q, want %q", got, want)
 	}
 }
+
+func TestGroupEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob, carol := e.user("alice"), e.user("bob"), e.user("carol")
+	befriend(alice, "alice", bob, "bob")
+	befriend(alice, "alice", carol, "carol")
+	alice.ok("read") // the KeyPackages bob and carol published
+
+	alice.ok("group", "create", "team")
+	alice.ok("group", "add", "team", "bob")
+	alice.ok("group", "add", "team", "carol")
+	alice.ok("send", "team", "welcome")
+	if out := bob.ok("read"); !strings.Contains(out, "[team] alice: welcome") {
+		t.Fatalf("bob read: %q", out)
+	}
+	bob.ok("send", "team", "hi all")
+	alice.ok("send", "team", "carol is offline")
+	// carol was offline for all of it and catches up from the log.
+	out := carol.ok("read")
+	for _, want := range []string{"[team] alice: welcome", "hi all", "[team] alice: carol is offline"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("carol read %q, want %q in it", out, want)
+		}
+	}
+	var members []string
+	alice.jsonOut(&members, "group", "members", "team")
+	if len(members) != 3 {
+		t.Fatalf("members %q", members)
+	}
+
+	// bob is removed and reads nothing sent afterwards.
+	alice.ok("group", "remove", "team", "bob")
+	alice.ok("send", "team", "after bob")
+	if out := bob.ok("read"); strings.Contains(out, "after bob") {
+		t.Fatalf("removed bob read %q", out)
+	}
+	if got := strings.Join(bob.history("team"), "\n"); strings.Contains(got, "after bob") {
+		t.Fatalf("removed bob's history %q", got)
+	}
+	bob.fail("no longer a member", "send", "team", "let me in")
+	if out := carol.ok("read"); !strings.Contains(out, "[team] alice: after bob") {
+		t.Fatalf("carol read %q", out)
+	}
+
+	// carol leaves; alice's next read commits it.
+	carol.ok("group", "leave", "team")
+	alice.ok("read")
+	alice.jsonOut(&members, "group", "members", "team")
+	if len(members) != 1 {
+		t.Fatalf("members after leave %q", members)
+	}
+}

@@ -37,6 +37,13 @@ commands:
   verify CONTACT [NUMBER]  mark a contact verified (checking NUMBER if given)
   send CONTACT|GROUP TEXT  send a message
   read [CONTACT|GROUP]     fetch from relays; print new messages, or a conversation's history
+  group create NAME        create a group
+  group add GROUP CONTACT  add a contact to a group
+  group remove GROUP CONTACT
+                           remove a member; they read nothing sent afterwards
+  group leave GROUP        leave a group
+  group rename GROUP NAME  rename a group for every member
+  group members GROUP      list a group's members
 
 The store passphrase comes from TAINIK_PASSPHRASE, or else the first line of standard input.
 `
@@ -125,6 +132,8 @@ func (c *cli) run(args []string) error {
 		return c.cmdSend(args)
 	case "read":
 		return c.cmdRead(args)
+	case "group":
+		return c.cmdGroup(args)
 	}
 	return fmt.Errorf("unknown command %q (see 'tainik help')", cmd)
 }
@@ -420,4 +429,57 @@ func convName(cl *client.Client, m client.Message) string {
 		}
 	}
 	return "?"
+}
+
+func (c *cli) cmdGroup(args []string) error {
+	pos, err := parse(c.flags("group"), args)
+	if err != nil {
+		return err
+	}
+	want := map[string]int{"create": 1, "add": 2, "remove": 2, "leave": 1, "rename": 2, "members": 1}
+	if len(pos) == 0 || want[pos[0]] == 0 {
+		return errors.New("group takes a subcommand: create, add, remove, leave, rename or members (see 'tainik help')")
+	}
+	sub := pos[0]
+	if len(pos)-1 != want[sub] {
+		return fmt.Errorf("group %s takes %d argument(s) (see 'tainik help')", sub, want[sub])
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if sub == "create" {
+		if _, err := cl.CreateGroup(c.ctx, pos[1]); err != nil {
+			return err
+		}
+		return c.out(map[string]string{"group": pos[1]}, "created group %s; add contacts with 'tainik group add %s CONTACT'\n", pos[1], pos[1])
+	}
+	cv, err := cl.FindConversation(pos[1])
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "add":
+		err = cl.AddMember(c.ctx, cv, pos[2])
+	case "remove":
+		err = cl.RemoveMember(c.ctx, cv, pos[2])
+	case "leave":
+		err = cl.Leave(c.ctx, cv)
+	case "rename":
+		err = cl.Rename(c.ctx, cv, pos[2])
+	case "members":
+		if _, err := cl.Sync(c.ctx); err != nil {
+			return err
+		}
+		ms, err := cl.Members(cv)
+		if err != nil {
+			return err
+		}
+		return c.out(ms, "%s\n", strings.Join(ms, "\n"))
+	}
+	if err != nil {
+		return err
+	}
+	return c.out(map[string]string{"group": cv.Name, "done": sub}, "done\n")
 }
