@@ -118,6 +118,9 @@ type Conversation struct {
 	Own      []uint64
 	Removed  bool
 	Messages []Message
+	// Disappear is the conversation's disappearing-message timer; zero
+	// keeps messages.
+	Disappear time.Duration
 }
 
 // Message is one message of a conversation's history.
@@ -129,6 +132,10 @@ type Message struct {
 	Text   string    `json:"text"`
 	Sent   time.Time `json:"sent"`
 	Mine   bool      `json:"mine"`
+	// Expires is when the message disappears; zero for never.
+	Expires time.Time `json:"expires,omitzero"`
+	// File describes an attachment.
+	File *FileRef `json:"file,omitempty"`
 }
 
 func (c *Client) now() time.Time {
@@ -178,7 +185,15 @@ func Open(home string, passphrase []byte, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{home: home, opts: opts, vault: v, st: st}
-	return c, c.load()
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	if c.expire() {
+		if err := c.save(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func (c *Client) load() error {
@@ -439,7 +454,13 @@ func (c *Client) storeGroup(cv *Conversation, g *mls.Group) error {
 
 // History returns a conversation's messages in log order.
 func (c *Client) History(cv *Conversation) []Message {
-	msgs := append([]Message(nil), cv.Messages...)
+	var msgs []Message
+	now := c.now()
+	for _, m := range cv.Messages {
+		if m.Expires.IsZero() || now.Before(m.Expires) {
+			msgs = append(msgs, m)
+		}
+	}
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].Seq < msgs[j].Seq })
 	return msgs
 }

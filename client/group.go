@@ -128,6 +128,10 @@ func (c *Client) control(cv *Conversation, from []byte, pl *payload, rep *SyncRe
 			rep.NewConvs = append(rep.NewConvs, name)
 			c.needKeyPackage[cv.ID] = true
 		}
+	case "disappear":
+		if pl.Timer >= 0 {
+			cv.Disappear = pl.Timer
+		}
 	case "rename":
 		if !cv.Direct && pl.Text != "" {
 			cv.Name = c.uniqueConvName(pl.Text, cv)

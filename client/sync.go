@@ -35,6 +35,12 @@ type payload struct {
 	KeyPackage []byte `json:"keypackage,omitempty"`
 	// Invite is a group invitation (type group-invite).
 	Invite *contactAccept `json:"invite,omitempty"`
+	// Expires is when a text disappears; Timer sets the conversation's
+	// timer (type disappear).
+	Expires time.Time     `json:"expires,omitzero"`
+	Timer   time.Duration `json:"timer,omitempty"`
+	// File is an attachment (type text).
+	File *FileRef `json:"file,omitempty"`
 }
 
 // SyncReport says what a Sync brought.
@@ -63,6 +69,7 @@ func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
 	if err := c.afterSync(ctx); err != nil {
 		return rep, err
 	}
+	c.expire()
 	return rep, c.save()
 }
 
@@ -478,13 +485,20 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 			return
 		}
 	}
-	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent}
+	if !pl.Expires.IsZero() && !c.now().Before(pl.Expires) {
+		return // expired before it was read
+	}
+	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent, Expires: pl.Expires, File: pl.File}
 	cv.Messages = append(cv.Messages, msg)
 	rep.New = append(rep.New, msg)
 }
 
 // Send sends a text message to a conversation.
 func (c *Client) Send(ctx context.Context, cv *Conversation, text string) (*Message, error) {
+	return c.send(ctx, cv, text, nil)
+}
+
+func (c *Client) send(ctx context.Context, cv *Conversation, text string, file *FileRef) (*Message, error) {
 	if cv.Removed {
 		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
 	}
@@ -500,11 +514,15 @@ func (c *Client) Send(ctx context.Context, cv *Conversation, text string) (*Mess
 	}
 	pl := c.newPayload("text")
 	pl.Text = text
+	pl.File = file
+	if cv.Disappear > 0 {
+		pl.Expires = pl.Sent.Add(cv.Disappear)
+	}
 	seq, err := c.sendPayload(ctx, cv, g, pl)
 	if err != nil {
 		return nil, err
 	}
-	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true}
+	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true, Expires: pl.Expires, File: file}
 	cv.Messages = append(cv.Messages, msg)
 	return &msg, c.save()
 }
