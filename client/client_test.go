@@ -158,3 +158,37 @@ func TestInvitationTampered(t *testing.T) {
 		t.Errorf("truncated link: %v", err)
 	}
 }
+
+func TestBackupRestore(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	a, _ := newUser(t, addr)
+	b, bhome := newUser(t, addr)
+	connect(t, a, b)
+	cva, _ := a.FindConversation("b")
+	a.Send(ctx, cva, "before backup")
+	mustSync(t, b)
+	bk := t.TempDir() + "/b.backup"
+	if err := b.Backup(bk); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	home2 := t.TempDir() + "/restored"
+	if _, err := Restore(home2, bk, []byte("wrong"), Options{}); err == nil || !strings.Contains(err.Error(), "passphrase") {
+		t.Fatalf("restore with wrong passphrase: %v", err)
+	}
+	if _, err := Restore(bhome, bk, []byte("pw-"+bhome), Options{}); err == nil {
+		t.Fatal("restore over a profile succeeded")
+	}
+	r, err := Restore(home2, bk, []byte("pw-"+bhome), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cvr, _ := r.FindConversation("a")
+	a.Send(ctx, cva, "after restore")
+	mustSync(t, r)
+	if got := texts(r, cvr); got != "a:before backup|a:after restore" {
+		t.Errorf("restored history %q", got)
+	}
+}

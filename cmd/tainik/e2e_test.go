@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The end-to-end tests build tainik and tainikd, run a real relay process
@@ -302,5 +304,65 @@ func TestGroupEndToEnd(t *testing.T) {
 	alice.jsonOut(&members, "group", "members", "team")
 	if len(members) != 1 {
 		t.Fatalf("members after leave %q", members)
+	}
+}
+
+func TestFilesTimersBackupEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	befriend(alice, "alice", bob, "bob")
+
+	// A 50 MB file arrives intact.
+	data := make([]byte, 50<<20)
+	rand.Read(data)
+	src := filepath.Join(e.dir, "recording.bin")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, progress, err := alice.run("send-file", "bob", src)
+	if err != nil {
+		t.Fatalf("send-file: %v\n%s", err, progress)
+	}
+	if !strings.Contains(progress, "(100%)") {
+		t.Errorf("no progress shown: %q", progress)
+	}
+	if out := bob.ok("read"); !strings.Contains(out, "get-file alice recording.bin") {
+		t.Fatalf("bob read %q", out)
+	}
+	dest := filepath.Join(e.dir, "got.bin")
+	bob.ok("get-file", "alice", "recording.bin", "--out", dest)
+	got, err := os.ReadFile(dest)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file differs (err %v, %d bytes)", err, len(got))
+	}
+	bob.fail("exists", "get-file", "alice", "recording.bin", "--out", dest)
+
+	// Backup and restore into a new home.
+	bk := filepath.Join(e.dir, "bob.backup")
+	bob.ok("backup", bk)
+	restored := &user{e: e, home: filepath.Join(e.dir, "bob2"), pw: bob.pw}
+	restored.ok("restore", bk)
+	if h := restored.history("alice"); len(h) != 1 || !strings.Contains(h[0], "recording.bin") {
+		t.Fatalf("restored history %q", h)
+	}
+
+	// Disappearing messages vanish on both sides.
+	alice.ok("disappear", "bob", "4s")
+	alice.ok("send", "bob", "burn after reading")
+	if out := bob.ok("read"); !strings.Contains(out, "burn after reading") {
+		t.Fatalf("bob read %q", out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, b := strings.Join(alice.history("bob"), "|"), strings.Join(bob.history("alice"), "|")
+		if !strings.Contains(a, "burn") && !strings.Contains(b, "burn") {
+			if !strings.Contains(b, "recording.bin") {
+				t.Fatalf("the message before the timer vanished too: %q", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message did not disappear: alice %q, bob %q", a, b)
+		}
 	}
 }

@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tainik/tainik/client"
@@ -44,6 +46,13 @@ commands:
   group leave GROUP        leave a group
   group rename GROUP NAME  rename a group for every member
   group members GROUP      list a group's members
+  disappear CONV DURATION  set the disappearing-message timer (e.g. 1h, 30s, off)
+  send-file CONV PATH      send a file (encrypted, in parts, with progress)
+  get-file CONV NAME [--out PATH]
+                           fetch a received file, checking its integrity
+  watch [--interval 1s]    keep fetching and print messages as they arrive
+  backup FILE              write an encrypted copy of the store
+  restore FILE             restore a backup into an empty --home
 
 The store passphrase comes from TAINIK_PASSPHRASE, or else the first line of standard input.
 `
@@ -134,6 +143,18 @@ func (c *cli) run(args []string) error {
 		return c.cmdRead(args)
 	case "group":
 		return c.cmdGroup(args)
+	case "disappear":
+		return c.cmdDisappear(args)
+	case "send-file":
+		return c.cmdSendFile(args)
+	case "get-file":
+		return c.cmdGetFile(args)
+	case "watch":
+		return c.cmdWatch(args)
+	case "backup":
+		return c.cmdBackup(args)
+	case "restore":
+		return c.cmdRestore(args)
 	}
 	return fmt.Errorf("unknown command %q (see 'tainik help')", cmd)
 }
@@ -404,7 +425,7 @@ func (c *cli) cmdRead(args []string) error {
 		}
 	}
 	for _, m := range list {
-		fmt.Fprintf(&sb, "[%s] %s: %s\n", m.Conversation, m.Sender, m.Text)
+		fmt.Fprintln(&sb, human(m))
 	}
 	if c.json {
 		return c.out(map[string]any{"new_contacts": rep.NewContacts, "messages": list}, "")
@@ -482,4 +503,210 @@ func (c *cli) cmdGroup(args []string) error {
 		return err
 	}
 	return c.out(map[string]string{"group": cv.Name, "done": sub}, "done\n")
+}
+
+func human(m messageJSON) string {
+	s := fmt.Sprintf("[%s] %s: %s", m.Conversation, m.Sender, m.Text)
+	if m.File != nil {
+		s += fmt.Sprintf(" (%d bytes; 'tainik get-file %s %s')", m.File.Size, m.Conversation, m.File.Name)
+	}
+	if !m.Expires.IsZero() {
+		s += " (disappears " + m.Expires.Local().Format(time.DateTime) + ")"
+	}
+	return s
+}
+
+func (c *cli) cmdDisappear(args []string) error {
+	pos, err := parse(c.flags("disappear"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return errors.New("disappear takes a conversation and a duration: tainik disappear CONTACT|GROUP 1h (or off)")
+	}
+	var d time.Duration
+	if pos[1] != "off" && pos[1] != "0" {
+		if d, err = time.ParseDuration(pos[1]); err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a duration: use e.g. 30s, 10m, 24h, or off", pos[1])
+		}
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cv, err := cl.FindConversation(pos[0])
+	if err != nil {
+		return err
+	}
+	if err := cl.SetDisappear(c.ctx, cv, d); err != nil {
+		return err
+	}
+	if d == 0 {
+		return c.out(map[string]any{"conversation": pos[0], "timer_seconds": 0}, "messages in %s no longer disappear\n", pos[0])
+	}
+	return c.out(map[string]any{"conversation": pos[0], "timer_seconds": d.Seconds()}, "new messages in %s disappear after %v\n", pos[0], d)
+}
+
+func (c *cli) progress(verb string) client.Progress {
+	if c.json {
+		return nil
+	}
+	return func(done, total int64) {
+		pct := int64(100)
+		if total > 0 {
+			pct = done * 100 / total
+		}
+		fmt.Fprintf(os.Stderr, "\r%s %d/%d bytes (%d%%)", verb, done, total, pct)
+		if done == total {
+			fmt.Fprintln(os.Stderr)
+		}
+	}
+}
+
+func (c *cli) cmdSendFile(args []string) error {
+	pos, err := parse(c.flags("send-file"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return errors.New("send-file takes a conversation and a file: tainik send-file CONTACT|GROUP PATH")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cv, err := cl.FindConversation(pos[0])
+	if err != nil {
+		return err
+	}
+	m, err := cl.SendFile(c.ctx, cv, pos[1], c.progress("uploaded"))
+	if err != nil {
+		return err
+	}
+	return c.out(m, "sent %s\n", m.File.Name)
+}
+
+func (c *cli) cmdGetFile(args []string) error {
+	fs := c.flags("get-file")
+	out := fs.String("out", "", "where to save (default: the file's name in the current directory)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return errors.New("get-file takes a conversation and a file name: tainik get-file CONTACT|GROUP NAME [--out PATH]")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := cl.Sync(c.ctx); err != nil {
+		return err
+	}
+	cv, err := cl.FindConversation(pos[0])
+	if err != nil {
+		return err
+	}
+	ref, err := cl.FindFile(cv, pos[1])
+	if err != nil {
+		return err
+	}
+	dest := *out
+	if dest == "" {
+		dest = filepath.Base(ref.Name)
+	}
+	if _, err := os.Stat(dest); err == nil {
+		return fmt.Errorf("%s exists: choose another place with --out", dest)
+	}
+	if err := cl.GetFile(c.ctx, ref, dest, c.progress("downloaded")); err != nil {
+		return err
+	}
+	return c.out(map[string]any{"path": dest, "size": ref.Size}, "saved %s (%d bytes, checksum verified)\n", dest, ref.Size)
+}
+
+func (c *cli) cmdWatch(args []string) error {
+	fs := c.flags("watch")
+	interval := fs.Duration("interval", time.Second, "how often to fetch")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, stop := signal.NotifyContext(c.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	enc := json.NewEncoder(c.stdout)
+	t := time.NewTicker(*interval)
+	defer t.Stop()
+	for {
+		rep, err := cl.Sync(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, n := range rep.NewContacts {
+			if !c.json {
+				fmt.Fprintf(c.stdout, "new contact: %s\n", n)
+			}
+		}
+		for _, m := range rep.New {
+			mj := messageJSON{convName(cl, m), m}
+			if c.json {
+				enc.Encode(mj)
+			} else {
+				fmt.Fprintln(c.stdout, human(mj))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (c *cli) cmdBackup(args []string) error {
+	pos, err := parse(c.flags("backup"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("backup takes a file to write: tainik backup FILE")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := cl.Backup(pos[0]); err != nil {
+		return err
+	}
+	return c.out(map[string]string{"backup": pos[0]}, "wrote %s (encrypted with your passphrase)\n", pos[0])
+}
+
+func (c *cli) cmdRestore(args []string) error {
+	pos, err := parse(c.flags("restore"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("restore takes a backup file: tainik --home DIR restore FILE")
+	}
+	pw, err := c.passphrase()
+	if err != nil {
+		return err
+	}
+	cl, err := client.Restore(c.home, pos[0], pw, clientOpts)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return c.out(map[string]string{"home": c.home}, "restored into %s\n", c.home)
 }
