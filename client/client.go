@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -45,6 +46,7 @@ type Client struct {
 	conns map[string]*relayclient.Client
 	// groups caches restored MLS groups by conversation id.
 	groups map[string]*mls.Group
+	lock   *homeLock
 	// needCommit and needKeyPackage name conversations where the last
 	// sync left work: a proposal to commit, a KeyPackage to publish.
 	needCommit     map[string]bool
@@ -163,13 +165,17 @@ func Init(home string, passphrase []byte, relayAddr string, opts Options) (*Clie
 	if err != nil {
 		return nil, err
 	}
+	lock, err := lockHome(home, lockWait)
+	if err != nil {
+		return nil, err
+	}
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	sk, err := suite.GenerateSignatureKey()
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{home: home, opts: opts, vault: v, st: &state{IdentitySeed: seed, DeviceKey: sk.Bytes(), Relay: relayAddr}}
+	c := &Client{home: home, opts: opts, vault: v, st: &state{IdentitySeed: seed, DeviceKey: sk.Bytes(), Relay: relayAddr}, lock: lock}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -179,13 +185,22 @@ func Init(home string, passphrase []byte, relayAddr string, opts Options) (*Clie
 // Open opens the profile in home. A wrong passphrase gives
 // ErrWrongPassphrase and changes nothing.
 func Open(home string, passphrase []byte, opts Options) (*Client, error) {
-	st := new(state)
-	v, err := openVault(home, passphrase, st)
+	if _, err := os.Stat(storePath(home)); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoProfile
+	}
+	lock, err := lockHome(home, lockWait)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{home: home, opts: opts, vault: v, st: st}
+	st := new(state)
+	v, err := openVault(home, passphrase, st)
+	if err != nil {
+		lock.unlock()
+		return nil, err
+	}
+	c := &Client{home: home, opts: opts, vault: v, st: st, lock: lock}
 	if err := c.load(); err != nil {
+		lock.unlock()
 		return nil, err
 	}
 	if c.expire() {
@@ -218,6 +233,35 @@ func (c *Client) Close() error {
 	for _, rc := range c.conns {
 		rc.Close()
 	}
+	c.lock.unlock()
+	return nil
+}
+
+// lockWait is how long Open waits for another process to finish with the
+// home directory.
+var lockWait = 10 * time.Second
+
+// Release lets other processes use the home directory until Reload. A
+// long-running front end (watch, chat) holds the lock only while it works.
+func (c *Client) Release() {
+	c.lock.unlock()
+	c.lock = nil
+}
+
+// Reload locks the home directory again and rereads the store, which
+// another process may have changed since Release.
+func (c *Client) Reload() error {
+	lock, err := lockHome(c.home, lockWait)
+	if err != nil {
+		return err
+	}
+	st := new(state)
+	if err := c.vault.load(st); err != nil {
+		lock.unlock()
+		return err
+	}
+	c.lock, c.st = lock, st
+	clear(c.groups)
 	return nil
 }
 

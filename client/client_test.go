@@ -192,3 +192,29 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("restored history %q", got)
 	}
 }
+
+func TestHomeLock(t *testing.T) {
+	defer func(w time.Duration) { lockWait = w }(lockWait)
+	lockWait = 50 * time.Millisecond
+	addr := startRelay(t)
+	a, home := newUser(t, addr)
+	pw := []byte("pw-" + home)
+	if _, err := Open(home, pw, Options{}); err == nil || !strings.Contains(err.Error(), "another tainik process") {
+		t.Fatalf("second Open: %v", err)
+	}
+	a.Release()
+	b, err := Open(home, pw, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Invite(context.Background(), "x", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.st.Invites) != 1 {
+		t.Errorf("Reload did not see the other process's invite")
+	}
+}

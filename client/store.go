@@ -153,3 +153,22 @@ func (v *vault) save(st any) error {
 	}
 	return nil
 }
+
+// load rereads the store with the key already derived.
+func (v *vault) load(st any) error {
+	data, err := os.ReadFile(v.path)
+	if err != nil {
+		return fmt.Errorf("client: read store: %w", err)
+	}
+	if len(data) < headerSize+12 || !bytes.Equal(data[:headerSize], v.header) {
+		return fmt.Errorf("client: %s was replaced by another profile: open it again", v.path)
+	}
+	plain, err := newGCM(v.key).Open(nil, data[headerSize:headerSize+12], data[headerSize+12:], v.header)
+	if err != nil {
+		return fmt.Errorf("client: %s is damaged: restore it from a backup", v.path)
+	}
+	if err := json.Unmarshal(plain, st); err != nil {
+		return fmt.Errorf("client: decode store: %w", err)
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -365,4 +366,59 @@ func TestFilesTimersBackupEndToEnd(t *testing.T) {
 			t.Fatalf("message did not disappear: alice %q, bob %q", a, b)
 		}
 	}
+}
+
+func TestChatAndWatchEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	befriend(alice, "alice", bob, "bob")
+
+	// bob watches while alice chats; both run at once on their own homes,
+	// and bob's other commands still work while watch runs.
+	watch := exec.Command(e.tainik, "--home", bob.home, "watch", "--interval", "100ms")
+	watch.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+bob.pw)
+	var wout syncBuffer
+	watch.Stdout = &wout
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { watch.Process.Kill(); watch.Wait() }()
+
+	chat := exec.Command(e.tainik, "--home", alice.home, "chat", "bob")
+	chat.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+alice.pw)
+	chat.Stdin = strings.NewReader("first line\nsecond line\n")
+	if out, err := chat.CombinedOutput(); err != nil {
+		t.Fatalf("chat: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(wout.String(), "[alice] alice: second line") {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch printed %q", wout.String())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+	if !strings.Contains(wout.String(), "[alice] alice: first line") {
+		t.Fatalf("watch printed %q", wout.String())
+	}
+	bob.ok("send", "alice", "while watching")
+	if got := alice.history("bob"); !equal(got, []string{"me: first line", "me: second line", "bob: while watching"}) {
+		t.Fatalf("alice history %q", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

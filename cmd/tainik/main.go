@@ -51,6 +51,7 @@ commands:
   get-file CONV NAME [--out PATH]
                            fetch a received file, checking its integrity
   watch [--interval 1s]    keep fetching and print messages as they arrive
+  chat CONTACT|GROUP       interactive chat: lines from standard input are sent
   backup FILE              write an encrypted copy of the store
   restore FILE             restore a backup into an empty --home
 
@@ -151,6 +152,8 @@ func (c *cli) run(args []string) error {
 		return c.cmdGetFile(args)
 	case "watch":
 		return c.cmdWatch(args)
+	case "chat":
+		return c.cmdChat(args)
 	case "backup":
 		return c.cmdBackup(args)
 	case "restore":
@@ -640,35 +643,134 @@ func (c *cli) cmdWatch(args []string) error {
 	defer cl.Close()
 	ctx, stop := signal.NotifyContext(c.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	enc := json.NewEncoder(c.stdout)
 	t := time.NewTicker(*interval)
 	defer t.Stop()
-	for {
-		rep, err := cl.Sync(ctx)
+	for first := true; ; first = false {
+		if !first {
+			if err := cl.Reload(); err != nil {
+				return err
+			}
+		}
+		err := c.syncAndPrint(ctx, cl, "")
+		cl.Release() // let other commands use the home between fetches
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		for _, n := range rep.NewContacts {
-			if !c.json {
-				fmt.Fprintf(c.stdout, "new contact: %s\n", n)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// syncAndPrint fetches and prints what arrived, only for conversation
+// only if it is not empty.
+func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) error {
+	rep, err := cl.Sync(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range rep.NewContacts {
+		if !c.json {
+			fmt.Fprintf(c.stdout, "new contact: %s\n", n)
+		}
+	}
+	for _, m := range rep.New {
+		mj := messageJSON{convName(cl, m), m}
+		if only != "" && mj.Conversation != only {
+			continue
+		}
+		if c.json {
+			json.NewEncoder(c.stdout).Encode(mj)
+		} else {
+			fmt.Fprintln(c.stdout, human(mj))
+		}
+	}
+	return nil
+}
+
+func (c *cli) cmdChat(args []string) error {
+	fs := c.flags("chat")
+	interval := fs.Duration("interval", time.Second, "how often to fetch")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("chat takes a contact or group: tainik chat CONTACT|GROUP")
+	}
+	cl, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	name := pos[0]
+	if _, err := cl.FindConversation(name); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for {
+			line, err := c.stdin.ReadString('\n')
+			if line = strings.TrimRight(line, "\r\n"); line != "" {
+				lines <- line
+			}
+			if err != nil {
+				return
 			}
 		}
-		for _, m := range rep.New {
-			mj := messageJSON{convName(cl, m), m}
-			if c.json {
-				enc.Encode(mj)
-			} else {
-				fmt.Fprintln(c.stdout, human(mj))
+	}()
+	if !c.json {
+		fmt.Fprintf(os.Stderr, "chatting with %s: type a line and press Enter; Ctrl-D to leave\n", name)
+	}
+	t := time.NewTicker(*interval)
+	defer t.Stop()
+	locked := true
+	for {
+		if locked {
+			err := c.syncAndPrint(ctx, cl, name)
+			cl.Release()
+			locked = false
+			if err != nil {
+				return err
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case line, ok := <-lines:
+			if err := cl.Reload(); err != nil {
+				return err
+			}
+			locked = true
+			if !ok {
+				// End of input: one last fetch, then leave.
+				err := c.syncAndPrint(ctx, cl, name)
+				cl.Release()
+				return err
+			}
+			cv, err := cl.FindConversation(name)
+			if err != nil {
+				return err
+			}
+			if _, err := cl.Send(ctx, cv, line); err != nil {
+				cl.Release()
+				return err
+			}
+			continue
 		}
+		if err := cl.Reload(); err != nil {
+			return err
+		}
+		locked = true
 	}
 }
 
