@@ -401,11 +401,17 @@ func (c *Client) Connect(ctx context.Context, link, name string) error {
 	if _, err := c.Contact(name); err == nil {
 		return fmt.Errorf("client: a contact named %q exists already: choose another name with --name", name)
 	}
+	// The reply comes to this user's own relay; the request goes to the
+	// inviter's.
+	home, err := c.conn(ctx, c.st.Relay)
+	if err != nil {
+		return err
+	}
 	rc, err := c.conn(ctx, inv.Relay)
 	if err != nil {
 		return err
 	}
-	q, err := rc.CreateQueue(ctx, false)
+	q, err := home.CreateQueue(ctx, false)
 	if err != nil {
 		return fmt.Errorf("client: create reply queue: %w", err)
 	}
@@ -422,13 +428,13 @@ func (c *Client) Connect(ctx context.Context, link, name string) error {
 		return err
 	}
 	priv, pub := newX25519()
-	req := contactRequest{Identity: c.Identity(), KeyPackage: kpBytes, ReplyRelay: inv.Relay, ReplyID: q.SenderID, ReplyKey: pub}
+	req := contactRequest{Identity: c.Identity(), KeyPackage: kpBytes, ReplyRelay: c.st.Relay, ReplyID: q.SenderID, ReplyKey: pub}
 	sealed, err := sealTo(inv.RequestKey, "tainik contact request v1", mustJSON(req))
 	if err != nil {
 		return err
 	}
 	c.st.Pending = append(c.st.Pending, &pendingState{
-		Queue:    queueState{Relay: inv.Relay, RecipientID: q.RecipientID, SenderID: q.SenderID, Key: q.Key},
+		Queue:    queueState{Relay: c.st.Relay, RecipientID: q.RecipientID, SenderID: q.SenderID, Key: q.Key},
 		ReplyKey: priv, KeyPackage: kpBytes, Secrets: secBytes, InviterIdentity: inv.Identity, Name: name,
 	})
 	if err := c.save(); err != nil {

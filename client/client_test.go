@@ -218,3 +218,50 @@ func TestHomeLock(t *testing.T) {
 		t.Errorf("Reload did not see the other process's invite")
 	}
 }
+
+func TestTwoRelays(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newUser(t, startRelay(t))
+	b, _ := newUser(t, startRelay(t))
+	c, _ := newUser(t, startRelay(t))
+	connect(t, a, b)
+	cvb, _ := b.FindConversation("a")
+	if _, err := b.Send(ctx, cvb, "across relays"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	cva, _ := a.FindConversation("b")
+	if got := texts(a, cva); got != "b:across relays" {
+		t.Errorf("a history %q", got)
+	}
+	// b creates a group on its relay and adds c, whose home is a third.
+	inv, err := b.Invite(ctx, "c", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ctx, inv.Link(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b, c, b, a)
+	g, err := b.CreateGroup(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddMember(ctx, g, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddMember(ctx, g, "c"); err != nil {
+		t.Fatal(err)
+	}
+	b.Send(ctx, g, "three relays")
+	mustSync(t, a, c)
+	for _, u := range []*Client{a, c} {
+		cv, err := u.FindConversation("g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := texts(u, cv); got != "b:three relays" {
+			t.Errorf("history %q", got)
+		}
+	}
+}
