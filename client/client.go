@@ -105,6 +105,10 @@ type Contact struct {
 	Conversation string
 	// KeyPackage is the contact's latest spare KeyPackage.
 	KeyPackage []byte `json:",omitempty"`
+	// KeyChanged is set when a key other than this contact's identity
+	// key appeared in the 1:1 conversation. Sending is refused until the
+	// user verifies the contact again.
+	KeyChanged string `json:",omitempty"`
 }
 
 // Conversation is an MLS group and its history.
@@ -299,6 +303,18 @@ func (c *Client) SafetyNumber(name string) (string, error) {
 	return SafetyNumber(c.Identity(), ct.Identity), nil
 }
 
+// Warnings returns the alarms the user must see: contacts whose keys
+// changed.
+func (c *Client) Warnings() []string {
+	var w []string
+	for _, ct := range c.st.Contacts {
+		if ct.KeyChanged != "" {
+			w = append(w, fmt.Sprintf("the keys in your conversation with %s changed: %s. Someone may be listening in. Sending to %s is blocked until you compare safety numbers in person and run 'tainik verify %s'", ct.Name, ct.KeyChanged, ct.Name, ct.Name))
+		}
+	}
+	return w
+}
+
 // Verify marks a contact verified. If number is not empty it must equal
 // the safety number (spaces ignored).
 func (c *Client) Verify(name, number string) error {
@@ -319,6 +335,7 @@ func (c *Client) Verify(name, number string) error {
 		}
 	}
 	ct.Verified = true
+	ct.KeyChanged = ""
 	return c.save()
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/mls"
 	"github.com/tainik/tainik/relay/server"
 )
 
@@ -263,5 +264,40 @@ func TestTwoRelays(t *testing.T) {
 		if got := texts(u, cv); got != "b:three relays" {
 			t.Errorf("history %q", got)
 		}
+	}
+}
+
+// A stranger slipped into a 1:1 conversation (a compromised peer or
+// relay-side attack) raises the alarm and blocks sending.
+func TestKeyChangeWarning(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	a, _ := newUser(t, addr)
+	b, _ := newUser(t, addr)
+	m, _ := newUser(t, addr)
+	connect(t, a, b)
+	cva, _ := a.FindConversation("b")
+	kp, _, err := mls.NewKeyPackage(suite, deviceCredential(m.ident, m.sig.PublicKey()), m.sig, mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := a.group(cva)
+	if _, _, err := a.commit(ctx, cva, g, addOptions(kp)); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	w := b.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "changed") {
+		t.Fatalf("warnings %q", w)
+	}
+	cvb, _ := b.FindConversation("a")
+	if _, err := b.Send(ctx, cvb, "x"); err == nil || !strings.Contains(err.Error(), "not sent") {
+		t.Fatalf("send after key change: %v", err)
+	}
+	if err := b.Verify("a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Warnings()) != 0 {
+		t.Error("warning stays after verify")
 	}
 }

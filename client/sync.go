@@ -455,6 +455,7 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 		if p.Commit.RemovedSelf {
 			cv.Removed = true
 		}
+		c.checkDirect(cv, g)
 		c.needCommit[cv.ID] = false
 		return
 	}
@@ -499,6 +500,9 @@ func (c *Client) Send(ctx context.Context, cv *Conversation, text string) (*Mess
 }
 
 func (c *Client) send(ctx context.Context, cv *Conversation, text string, file *FileRef) (*Message, error) {
+	if err := c.checkKeys(cv); err != nil {
+		return nil, err
+	}
 	if cv.Removed {
 		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
 	}
@@ -562,4 +566,40 @@ func (c *Client) sendPayload(ctx context.Context, cv *Conversation, g *mls.Group
 	}
 	c.markOwn(cv, seq)
 	return seq, c.save()
+}
+
+// checkDirect raises the key-change alarm when a 1:1 conversation holds
+// anyone but this user and the contact.
+func (c *Client) checkDirect(cv *Conversation, g *mls.Group) {
+	if !cv.Direct {
+		return
+	}
+	var ct *Contact
+	for _, x := range c.st.Contacts {
+		if x.Conversation == cv.ID {
+			ct = x
+		}
+	}
+	if ct == nil {
+		return
+	}
+	for _, m := range g.Members() {
+		id, err := credentialIdentity(&m.Credential, m.SignatureKey)
+		if err == nil && (id.Equal(c.Identity()) || id.Equal(ct.Identity)) {
+			continue
+		}
+		ct.KeyChanged = "an unknown key " + hex.EncodeToString(id) + " joined"
+		ct.Verified = false
+	}
+}
+
+// checkKeys refuses to send into a conversation whose keys changed
+// without the user verifying them.
+func (c *Client) checkKeys(cv *Conversation) error {
+	for _, ct := range c.st.Contacts {
+		if ct.Conversation == cv.ID && ct.KeyChanged != "" {
+			return fmt.Errorf("client: not sent: the keys in your conversation with %s changed (%s); compare safety numbers in person, then run 'tainik verify %s'", ct.Name, ct.KeyChanged, ct.Name)
+		}
+	}
+	return nil
 }

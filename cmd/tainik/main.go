@@ -186,7 +186,18 @@ func (c *cli) open() (*client.Client, error) {
 	if errors.Is(err, client.ErrNoProfile) {
 		return nil, fmt.Errorf("no profile in %s: run 'tainik --home %s init --relay ADDR' first", c.home, c.home)
 	}
+	if err == nil {
+		c.warn(cl)
+	}
 	return cl, err
+}
+
+// warn prints key-change alarms on every command, to standard error so
+// that scripts reading --json see them too.
+func (c *cli) warn(cl *client.Client) {
+	for _, w := range cl.Warnings() {
+		fmt.Fprintf(os.Stderr, "\n!!! WARNING: %s !!!\n\n", w)
+	}
 }
 
 func (c *cli) out(v any, human string, a ...any) error {
@@ -406,6 +417,7 @@ func (c *cli) cmdRead(args []string) error {
 	if err != nil {
 		return err
 	}
+	c.warn(cl)
 	var sb strings.Builder
 	for _, n := range rep.NewContacts {
 		fmt.Fprintf(&sb, "new contact: %s (compare safety numbers: 'tainik safety-number %s')\n", n, n)
