@@ -9,6 +9,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.58.0
+	rsc.io/qr v0.2.0
 )
 
 require (

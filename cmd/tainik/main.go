@@ -30,12 +30,12 @@ const usage = `usage: tainik [--home DIR] [--json] COMMAND [ARGS]
 commands:
   init --relay ADDR        create a profile (identity and device keys, encrypted store)
   whoami                   show your identity key and relay
-  invite [--name NAME] [--ttl 24h]
-                           make a one-time invitation link for a new contact
+  invite [--name NAME] [--ttl 24h] [--qr=false]
+                           make a one-time invitation link (and QR code) for a new contact
   connect [--name NAME] LINK
                            answer an invitation link
   contacts                 list contacts
-  safety-number CONTACT    show the safety number shared with a contact
+  safety-number CONTACT    show the safety number (digits and QR code) shared with a contact
   verify CONTACT [NUMBER]  mark a contact verified (checking NUMBER if given)
   send CONTACT|GROUP TEXT  send a message
   read [CONTACT|GROUP]     fetch from relays; print new messages, or a conversation's history
@@ -251,6 +251,7 @@ func (c *cli) cmdInvite(args []string) error {
 	fs := c.flags("invite")
 	name := fs.String("name", "", "local name for the contact who answers")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the link is valid")
+	showQR := fs.Bool("qr", true, "also print the link as a QR code")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -264,9 +265,15 @@ func (c *cli) cmdInvite(args []string) error {
 		return err
 	}
 	link := inv.Link()
+	code := ""
+	if *showQR && !c.json {
+		if code, err = terminalQR(link); err != nil {
+			return err
+		}
+	}
 	return c.out(map[string]any{"link": link, "expires": inv.Expires.UTC()},
-		"%s\nvalid until %s, for one contact. Send it over a channel you trust; then run 'tainik read' to accept.\n",
-		link, inv.Expires.UTC().Format(time.RFC3339))
+		"%s%s\nvalid until %s, for one contact. Send it over a channel you trust, or let them scan the code; then run 'tainik read' to accept.\n",
+		code, link, inv.Expires.UTC().Format(time.RFC3339))
 }
 
 func (c *cli) cmdConnect(args []string) error {
@@ -350,9 +357,13 @@ func (c *cli) cmdSafety(args []string) error {
 	if err != nil {
 		return err
 	}
+	code, err := terminalQR("tainik:safety/" + sn)
+	if err != nil || c.json {
+		code = ""
+	}
 	return c.out(map[string]string{"contact": pos[0], "safety_number": sn},
-		"%s\nCompare it with %s in person or over a call; if it matches, run 'tainik verify %s'.\n",
-		client.FormatSafetyNumber(sn), pos[0], pos[0])
+		"%s%s\nCompare it with %s in person or over a call; if it matches, run 'tainik verify %s'.\n",
+		code, client.FormatSafetyNumber(sn), pos[0], pos[0])
 }
 
 func (c *cli) cmdVerify(args []string) error {
