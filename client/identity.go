@@ -51,7 +51,9 @@ func validateCredential(cs mls.CipherSuite, cred *mls.Credential, signatureKey [
 	return err
 }
 
-var mlsConfig = mls.Config{ValidateCredential: validateCredential, UsePrivateHandshake: true}
+// mlsConfig hides handshake messages and pads every message, so that the
+// relay sees neither credentials nor exact lengths.
+var mlsConfig = mls.Config{ValidateCredential: validateCredential, UsePrivateHandshake: true, PaddingBlock: 256}
 
 // SafetyNumber returns the 60-digit safety number of two identity keys,
 // the same whichever side computes it: 30 digits per key, from 5200

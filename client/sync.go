@@ -93,12 +93,20 @@ func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
 		for _, m := range msgs {
 			if !used {
 				name, err := c.accept(ctx, inv, m.Payload)
-				if err == nil {
+				var bad *badRequestError
+				switch {
+				case err == nil:
 					used = true
 					rep.NewContacts = append(rep.NewContacts, name)
+				case errors.As(err, &bad):
+					// A request that does not open is dropped: anyone
+					// who holds the link can send garbage.
+				default:
+					// The relay failed us: keep the request for the
+					// next sync.
+					c.save()
+					return err
 				}
-				// A request that does not open is dropped: anyone who
-				// holds the link can send garbage.
 			}
 			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
 				return fmt.Errorf("client: acknowledge contact request: %w", err)
@@ -132,26 +140,26 @@ func (c *Client) uniqueName(want string) string {
 func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (string, error) {
 	content, err := relay.Unpad(sealed)
 	if err != nil {
-		return "", err
+		return "", &badRequestError{err}
 	}
 	plain, err := openWith(inv.RequestKey, "tainik contact request v1", content)
 	if err != nil {
-		return "", err
+		return "", &badRequestError{err}
 	}
 	var req contactRequest
 	if err := json.Unmarshal(plain, &req); err != nil {
-		return "", err
+		return "", &badRequestError{err}
 	}
 	kp, err := mls.UnmarshalKeyPackage(req.KeyPackage)
 	if err != nil {
-		return "", err
+		return "", &badRequestError{err}
 	}
 	id, err := credentialIdentity(&kp.LeafNode.Credential, kp.LeafNode.SignatureKey)
 	if err != nil {
-		return "", err
+		return "", &badRequestError{err}
 	}
 	if !id.Equal(ed25519.PublicKey(req.Identity)) {
-		return "", errors.New("client: contact request identity does not match its KeyPackage")
+		return "", &badRequestError{errors.New("client: contact request identity does not match its KeyPackage")}
 	}
 	name := inv.Name
 	if name == "" {
@@ -162,20 +170,33 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 	if err != nil {
 		return "", err
 	}
+	// On failure the half-made conversation goes; the request stays on
+	// the relay for the next sync.
+	drop := func() {
+		c.st.Convs = slices.DeleteFunc(c.st.Convs, func(x *Conversation) bool { return x == cv })
+		delete(c.groups, cv.ID)
+	}
 	welcome, from, err := c.commit(ctx, cv, g, addOptions(kp))
 	if err != nil {
+		drop()
+		if errors.Is(err, errCommitRefused) {
+			return "", &badRequestError{err}
+		}
 		return "", err
 	}
 	acc := contactAccept{Identity: c.Identity(), Welcome: welcome, Relay: cv.Relay, LogID: cv.LogID, LogToken: cv.LogToken, From: from}
 	out, err := sealTo(req.ReplyKey, "tainik contact accept v1", mustJSON(acc))
 	if err != nil {
-		return "", err
+		drop()
+		return "", &badRequestError{err}
 	}
 	rc, err := c.conn(ctx, req.ReplyRelay)
 	if err != nil {
+		drop()
 		return "", err
 	}
 	if err := rc.Send(ctx, req.ReplyID, randomMsgID(), out, nil); err != nil {
+		drop()
 		return "", fmt.Errorf("client: answer contact request: %w", err)
 	}
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
@@ -215,6 +236,10 @@ func (c *Client) newConv(ctx context.Context, name string, direct bool) (*Conver
 // a re-base, the commit is no longer needed.
 var errNothingToCommit = errors.New("client: nothing to commit")
 
+// errCommitRefused wraps an error of the MLS library making a commit, for
+// example over an invalid KeyPackage.
+var errCommitRefused = errors.New("client: commit refused")
+
 // commit makes a commit with the options build returns for the group's
 // current state, appends it to the log, re-basing (read the log, build
 // again) when another member's commit won the epoch, and merges it. It
@@ -232,7 +257,7 @@ func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, bui
 		}
 		out, err := g.Commit(opts)
 		if err != nil {
-			return nil, 0, fmt.Errorf("client: commit: %w", err)
+			return nil, 0, fmt.Errorf("%w: %w", errCommitRefused, err)
 		}
 		msg, err := out.Commit.Marshal()
 		if err != nil {
@@ -603,3 +628,10 @@ func (c *Client) checkKeys(cv *Conversation) error {
 	}
 	return nil
 }
+
+// badRequestError is a contact request that cannot be accepted whatever
+// happens: it is dropped.
+type badRequestError struct{ err error }
+
+func (e *badRequestError) Error() string { return "client: bad contact request: " + e.err.Error() }
+func (e *badRequestError) Unwrap() error { return e.err }
