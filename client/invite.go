@@ -64,7 +64,7 @@ func ParseInvitation(link string, now time.Time) (*Invitation, error) {
 	if !strings.HasPrefix(link, InvitePrefix) {
 		return nil, fmt.Errorf("%w: it does not start with %q; copy the whole link", ErrInvalidInvite, InvitePrefix)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(link[len(InvitePrefix):])
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(link[len(InvitePrefix):])
 	if err != nil {
 		return nil, fmt.Errorf("%w: it is damaged (bad encoding); copy the whole link again", ErrInvalidInvite)
 	}

@@ -299,11 +299,11 @@ func (c *cli) cmdConnect(args []string) error {
 	if err != nil {
 		return err
 	}
-	status := "requested"
 	if len(rep.NewContacts) > 0 {
-		status = "connected"
+		return c.out(map[string]string{"status": "connected", "contact": rep.NewContacts[0]},
+			"connected to %s\n", rep.NewContacts[0])
 	}
-	return c.out(map[string]string{"status": status},
+	return c.out(map[string]string{"status": "requested"},
 		"contact request sent; the conversation starts when your contact runs 'tainik read', then run 'tainik read' yourself\n")
 }
 
