@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -275,6 +276,13 @@ func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, bui
 				return nil, 0, err
 			}
 			continue
+		}
+		if errors.Is(err, relayclient.ErrDisconnected) {
+			// The commit may have landed before the connection dropped;
+			// discarding it then would leave this member behind.
+			if s, ok := c.findAppended(ctx, cv, msg); ok {
+				seq, err = s, nil
+			}
 		}
 		if err != nil {
 			g.DiscardPendingCommit()
@@ -635,3 +643,26 @@ type badRequestError struct{ err error }
 
 func (e *badRequestError) Error() string { return "client: bad contact request: " + e.err.Error() }
 func (e *badRequestError) Unwrap() error { return e.err }
+
+// findAppended looks for msg in the log past what this member has read.
+func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte) (uint64, bool) {
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return 0, false
+	}
+	for from := cv.Next; ; {
+		ents, err := rc.Read(ctx, cv.log(), from)
+		if err != nil || len(ents.Entries) == 0 {
+			return 0, false
+		}
+		for _, e := range ents.Entries {
+			if bytes.Equal(e.Message, msg) {
+				return e.Seq, true
+			}
+			from = e.Seq + 1
+		}
+		if !ents.More {
+			return 0, false
+		}
+	}
+}
