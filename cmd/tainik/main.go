@@ -284,14 +284,20 @@ func (c *cli) cmdConnect(args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("connect takes one invitation link: tainik connect [--name NAME] tainik:invite/...")
+		return errors.New("connect takes one invitation link: tainik connect [--name NAME] tainik:invite/... (or - to read it from standard input)")
+	}
+	link := pos[0]
+	if link == "-" {
+		if link, err = c.linkFromStdin(); err != nil {
+			return err
+		}
 	}
 	cl, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	if err := cl.Connect(c.ctx, pos[0], *name); err != nil {
+	if err := cl.Connect(c.ctx, link, *name); err != nil {
 		return err
 	}
 	// The inviter may already have answered; try once.
@@ -834,4 +840,19 @@ func (c *cli) cmdRestore(args []string) error {
 	}
 	defer cl.Close()
 	return c.out(map[string]string{"home": c.home}, "restored into %s\n", c.home)
+}
+
+// linkFromStdin finds an invitation link in standard input, so that the
+// output of 'tainik invite' can be piped in.
+func (c *cli) linkFromStdin() (string, error) {
+	data, err := io.ReadAll(c.stdin)
+	if err != nil {
+		return "", fmt.Errorf("read standard input: %v", err)
+	}
+	for _, f := range strings.Fields(string(data)) {
+		if strings.HasPrefix(f, client.InvitePrefix) {
+			return f, nil
+		}
+	}
+	return "", errors.New("no tainik:invite/ link on standard input")
 }
