@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net"
 	"os"
@@ -222,6 +223,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("alice history %q, want %q", got, want)
 	}
 
+	// Neither the relay nor the stores on disk hold the plaintext or the
+	// identity keys.
+	var who struct{ Identity string }
+	alice.jsonOut(&who, "whoami")
+	idKey, _ := hex.DecodeString(who.Identity)
+	for _, dir := range []string{filepath.Join(e.dir, "relay-data"), alice.home, bob.home} {
+		for _, marker := range [][]byte{[]byte("hello bob"), []byte("hello alice"), idKey, []byte(who.Identity)} {
+			if hits := grepTree(t, dir, marker); len(hits) > 0 {
+				t.Errorf("%q found in %v", marker, hits)
+			}
+		}
+	}
+
 	// Wrong passphrase: a clear error, and the store still opens after.
 	good := bob.pw
 	bob.pw = "wrong"
@@ -421,4 +435,21 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// grepTree lists files under dir that contain marker.
+func grepTree(t *testing.T, dir string, marker []byte) []string {
+	t.Helper()
+	var hits []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(data, marker) {
+			hits = append(hits, path)
+		}
+		return nil
+	})
+	return hits
 }
