@@ -85,6 +85,7 @@ type inviteState struct {
 	RequestKey []byte // X25519 private key
 	Expires    time.Time
 	Name       string
+	Reusable   bool
 }
 
 type pendingState struct {
@@ -368,6 +369,17 @@ func newX25519() (priv, pub []byte) {
 // Invite creates a one-time contact address on the home relay and returns
 // its invitation. name is the local name the new contact will get.
 func (c *Client) Invite(ctx context.Context, name string, ttl time.Duration) (*Invitation, error) {
+	return c.invite(ctx, name, ttl, false)
+}
+
+// ContactAddress creates a long-lived contact address, like a newsroom's
+// tip line: everyone who answers its link until it expires becomes a
+// contact, named name, name-2, and so on.
+func (c *Client) ContactAddress(ctx context.Context, name string, ttl time.Duration) (*Invitation, error) {
+	return c.invite(ctx, name, ttl, true)
+}
+
+func (c *Client) invite(ctx context.Context, name string, ttl time.Duration, reusable bool) (*Invitation, error) {
 	if name != "" {
 		if _, err := c.Contact(name); err == nil {
 			return nil, fmt.Errorf("client: a contact named %q exists already: choose another name", name)
@@ -386,7 +398,7 @@ func (c *Client) Invite(ctx context.Context, name string, ttl time.Duration) (*I
 	inv.Signature = ed25519.Sign(c.ident, inv.signed())
 	c.st.Invites = append(c.st.Invites, &inviteState{
 		Queue:      queueState{Relay: c.st.Relay, RecipientID: q.RecipientID, SenderID: q.SenderID, Key: q.Key},
-		RequestKey: priv, Expires: inv.Expires, Name: name,
+		RequestKey: priv, Expires: inv.Expires, Name: name, Reusable: reusable,
 	})
 	return inv, c.save()
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -299,5 +300,47 @@ func TestKeyChangeWarning(t *testing.T) {
 	}
 	if len(b.Warnings()) != 0 {
 		t.Error("warning stays after verify")
+	}
+}
+
+func TestContactAddress(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	news, _ := newUser(t, addr)
+	s1, _ := newUser(t, addr)
+	s2, _ := newUser(t, addr)
+	inv, err := news.ContactAddress(ctx, "source", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Client{s1, s2} {
+		if err := s.Connect(ctx, inv.Link(), "newsroom"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := news.Sync(ctx)
+	if err != nil || len(rep.NewContacts) != 2 {
+		t.Fatalf("Sync = %+v, %v", rep, err)
+	}
+	mustSync(t, s1, s2)
+	for i, s := range []*Client{s1, s2} {
+		cv, err := s.FindConversation("newsroom")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Send(ctx, cv, fmt.Sprintf("tip %d", i+1))
+	}
+	mustSync(t, news)
+	c1, _ := news.FindConversation("source")
+	c2, _ := news.FindConversation("source-2")
+	if got := texts(news, c1) + "/" + texts(news, c2); got != "source:tip 1/source-2:tip 2" && got != "source:tip 2/source-2:tip 1" {
+		t.Errorf("newsroom got %q", got)
+	}
+	// A one-time link works once.
+	once, _ := news.Invite(ctx, "x", time.Hour)
+	s1.Connect(ctx, once.Link(), "n2")
+	mustSync(t, news)
+	if err := s2.Connect(ctx, once.Link(), "n2"); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("second use of a one-time link: %v", err)
 	}
 }

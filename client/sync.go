@@ -92,7 +92,7 @@ func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
 		}
 		used := false
 		for _, m := range msgs {
-			if !used {
+			if !used || inv.Reusable {
 				name, err := c.accept(ctx, inv, m.Payload)
 				var bad *badRequestError
 				switch {
@@ -113,7 +113,7 @@ func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
 				return fmt.Errorf("client: acknowledge contact request: %w", err)
 			}
 		}
-		if used {
+		if used && !inv.Reusable {
 			rc.DeleteQueue(ctx, q)
 			continue
 		}

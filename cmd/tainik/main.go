@@ -30,8 +30,9 @@ const usage = `usage: tainik [--home DIR] [--json] COMMAND [ARGS]
 commands:
   init --relay ADDR        create a profile (identity and device keys, encrypted store)
   whoami                   show your identity key and relay
-  invite [--name NAME] [--ttl 24h] [--qr=false]
-                           make a one-time invitation link (and QR code) for a new contact
+  invite [--name NAME] [--ttl 24h] [--qr=false] [--reusable]
+                           make a one-time invitation link (and QR code) for a new contact;
+                           --reusable makes a long-lived contact address (a tip line)
   connect [--name NAME] LINK
                            answer an invitation link
   contacts                 list contacts
@@ -252,6 +253,7 @@ func (c *cli) cmdInvite(args []string) error {
 	name := fs.String("name", "", "local name for the contact who answers")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the link is valid")
 	showQR := fs.Bool("qr", true, "also print the link as a QR code")
+	reusable := fs.Bool("reusable", false, "a long-lived contact address (a tip line): everyone who answers becomes a contact")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -260,7 +262,11 @@ func (c *cli) cmdInvite(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	inv, err := cl.Invite(c.ctx, *name, *ttl)
+	invite, who := cl.Invite, "for one contact"
+	if *reusable {
+		invite, who = cl.ContactAddress, "for anyone who has it"
+	}
+	inv, err := invite(c.ctx, *name, *ttl)
 	if err != nil {
 		return err
 	}
@@ -272,8 +278,8 @@ func (c *cli) cmdInvite(args []string) error {
 		}
 	}
 	return c.out(map[string]any{"link": link, "expires": inv.Expires.UTC()},
-		"%s%s\nvalid until %s, for one contact. Send it over a channel you trust, or let them scan the code; then run 'tainik read' to accept.\n",
-		code, link, inv.Expires.UTC().Format(time.RFC3339))
+		"%s%s\nvalid until %s, %s. Send it over a channel you trust, or let them scan the code; then run 'tainik read' to accept.\n",
+		code, link, inv.Expires.UTC().Format(time.RFC3339), who)
 }
 
 func (c *cli) cmdConnect(args []string) error {
