@@ -10,9 +10,11 @@ import (
 // Backup writes a copy of the encrypted store to dest. The copy is
 // encrypted under the same passphrase.
 //
-// A backup holds MLS state: restoring an old one rejoins each
-// conversation at the epoch it was taken in, and messages of later
-// epochs the restored device can no longer decrypt are skipped.
+// A backup holds MLS state: restoring an old one resumes each
+// conversation at the epoch it was taken in and reads on from the log
+// (entries expire after the relay's retention). Its first send in each
+// conversation commits fresh keys, since the old ratchet may repeat keys
+// used after the backup was made.
 func (c *Client) Backup(dest string) error {
 	if err := c.save(); err != nil {
 		return err
@@ -67,5 +69,12 @@ func Restore(home, src string, passphrase []byte, opts Options) (*Client, error)
 	if err := os.Rename(storePath(home)+".tmp", storePath(home)); err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
-	return Open(home, passphrase, opts)
+	c, err := Open(home, passphrase, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, cv := range c.st.Convs {
+		cv.Refresh = true
+	}
+	return c, c.save()
 }

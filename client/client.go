@@ -128,6 +128,10 @@ type Conversation struct {
 	// Disappear is the conversation's disappearing-message timer; zero
 	// keeps messages.
 	Disappear time.Duration
+	// Refresh is set on a restored conversation: its sending ratchet may
+	// be behind keys already used, so the next send first commits a fresh
+	// path (a new epoch, new keys) rather than reuse a key and nonce.
+	Refresh bool `json:",omitempty"`
 }
 
 // Message is one message of a conversation's history.

@@ -193,6 +193,19 @@ func TestBackupRestore(t *testing.T) {
 	if got := texts(r, cvr); got != "a:before backup|a:after restore" {
 		t.Errorf("restored history %q", got)
 	}
+	// The restored device commits fresh keys before it sends.
+	epoch := func(c *Client, cv *Conversation) uint64 { g, _ := c.group(cv); return g.Epoch() }
+	before := epoch(r, cvr)
+	if _, err := r.Send(ctx, cvr, "from the restored device"); err != nil {
+		t.Fatal(err)
+	}
+	if epoch(r, cvr) != before+1 || cvr.Refresh {
+		t.Errorf("no fresh keys: epoch %d -> %d", before, epoch(r, cvr))
+	}
+	mustSync(t, a)
+	if got := texts(a, cva); got != "me:before backup|me:after restore|b:from the restored device" {
+		t.Errorf("a history %q", got)
+	}
 }
 
 func TestHomeLock(t *testing.T) {

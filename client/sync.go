@@ -573,6 +573,9 @@ func (c *Client) newPayload(typ string) *payload {
 // sendPayload encrypts and appends an application message; the caller
 // has read the log up to date.
 func (c *Client) sendPayload(ctx context.Context, cv *Conversation, g *mls.Group, pl *payload) (uint64, error) {
+	if err := c.refresh(ctx, cv, g); err != nil {
+		return 0, err
+	}
 	m, err := g.Encrypt(mustJSON(pl), nil)
 	if err != nil {
 		return 0, fmt.Errorf("client: encrypt: %w", err)
@@ -665,4 +668,18 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 			return 0, false
 		}
 	}
+}
+
+// refresh commits a fresh UpdatePath in a restored conversation before its
+// first send.
+func (c *Client) refresh(ctx context.Context, cv *Conversation, g *mls.Group) error {
+	if !cv.Refresh {
+		return nil
+	}
+	update := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{ForcePath: true}, nil }
+	if _, _, err := c.commit(ctx, cv, g, update); err != nil {
+		return fmt.Errorf("client: refresh keys of restored conversation: %w", err)
+	}
+	cv.Refresh = false
+	return c.save()
 }
