@@ -1,0 +1,80 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Backup writes a copy of the encrypted store to dest. The copy is
+// encrypted under the same passphrase.
+//
+// A backup holds MLS state: restoring an old one resumes each
+// conversation at the epoch it was taken in and reads on from the log
+// (entries expire after the relay's retention). Its first send in each
+// conversation commits fresh keys, since the old ratchet may repeat keys
+// used after the backup was made.
+func (c *Client) Backup(dest string) error {
+	if err := c.save(); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(c.vault.path)
+	if err != nil {
+		return fmt.Errorf("client: backup: %w", err)
+	}
+	if err := os.WriteFile(dest, data, 0o600); err != nil {
+		return fmt.Errorf("client: backup: %w", err)
+	}
+	return nil
+}
+
+// Restore puts the backup src into home, which must hold no profile, after
+// checking that passphrase opens it.
+func Restore(home, src string, passphrase []byte, opts Options) (*Client, error) {
+	if _, err := os.Stat(storePath(home)); err == nil {
+		return nil, fmt.Errorf("client: %s already holds a profile: restore into an empty --home", home)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(home)), ".tainik-restore-")
+	if err != nil {
+		// home's parent may not exist yet.
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return nil, fmt.Errorf("client: restore: %w", err)
+		}
+		tmp, err = os.MkdirTemp(home, ".restore-")
+		if err != nil {
+			return nil, fmt.Errorf("client: restore: %w", err)
+		}
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.WriteFile(storePath(tmp), data, 0o600); err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
+	}
+	if _, err := openVault(tmp, passphrase, new(state)); err != nil {
+		if errors.Is(err, ErrWrongPassphrase) {
+			return nil, fmt.Errorf("client: the passphrase does not open this backup: use the passphrase the profile had when the backup was made")
+		}
+		return nil, err
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
+	}
+	if err := os.WriteFile(storePath(home)+".tmp", data, 0o600); err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
+	}
+	if err := os.Rename(storePath(home)+".tmp", storePath(home)); err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
+	}
+	c, err := Open(home, passphrase, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, cv := range c.st.Convs {
+		cv.Refresh = true
+	}
+	return c, c.save()
+}

@@ -1,0 +1,124 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestDisappearingMessages(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	clk := &clock{t: time.Now()}
+	mk := func() (*Client, string) {
+		home := t.TempDir()
+		c, err := Init(home, []byte("pw"), addr, Options{KDF: testKDF, Now: clk.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, home
+	}
+	a, _ := mk()
+	b, bhome := mk()
+	connect(t, a, b)
+	cva, _ := a.FindConversation("b")
+	a.Send(ctx, cva, "kept")
+	if err := a.SetDisappear(ctx, cva, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	a.Send(ctx, cva, "vanishes")
+	mustSync(t, b)
+	cvb, _ := b.FindConversation("a")
+	if cvb.Disappear != time.Minute {
+		t.Fatalf("b's timer %v", cvb.Disappear)
+	}
+	if got := texts(b, cvb); got != "a:kept|a:vanishes" {
+		t.Fatalf("b history %q", got)
+	}
+	b.Send(ctx, cvb, "also vanishes")
+	clk.add(2 * time.Minute)
+	mustSync(t, a, b)
+	if got := texts(a, cva); got != "me:kept" {
+		t.Errorf("a history %q", got)
+	}
+	b.Close()
+	b2, err := Open(bhome, []byte("pw"), Options{Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	cvb2, _ := b2.FindConversation("a")
+	if got := texts(b2, cvb2); got != "a:kept" {
+		t.Errorf("b history after reopen %q", got)
+	}
+	// Gone from the store file, not only hidden.
+	raw := b2.st.Convs[0].Messages
+	if len(raw) != 1 {
+		t.Errorf("store keeps %d messages", len(raw))
+	}
+}
+
+func TestFileTransfer(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	a, _ := newUser(t, addr)
+	b, _ := newUser(t, addr)
+	connect(t, a, b)
+	dir := t.TempDir()
+	data := make([]byte, 2*PartSize+12345)
+	rand.Read(data)
+	src := filepath.Join(dir, "doc.bin")
+	os.WriteFile(src, data, 0o600)
+	cva, _ := a.FindConversation("b")
+	var last int64
+	if _, err := a.SendFile(ctx, cva, src, func(done, total int64) { last = done }); err != nil {
+		t.Fatal(err)
+	}
+	if last != int64(len(data)) {
+		t.Errorf("progress ended at %d", last)
+	}
+	mustSync(t, b)
+	cvb, _ := b.FindConversation("a")
+	ref, err := b.FindFile(cvb, "doc.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.bin")
+	if err := b.GetFile(ctx, ref, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Equal(got, data) {
+		t.Fatal("file differs")
+	}
+	// A wrong key (or altered blob) is refused.
+	bad := *ref
+	bad.Key = bytes.Clone(ref.Key)
+	bad.Key[0] ^= 1
+	if err := b.GetFile(ctx, &bad, filepath.Join(dir, "bad.bin"), nil); !errors.Is(err, ErrFileIntegrity) {
+		t.Errorf("tampered: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.bin")); err == nil {
+		t.Error("tampered file was saved")
+	}
+}

@@ -1,0 +1,339 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/tainik/tainik/mls"
+)
+
+// afterSync does what processing the logs asked for: commit pending
+// proposals (a member leaving), publish fresh KeyPackages.
+func (c *Client) afterSync(ctx context.Context) error {
+	for id, need := range c.needCommit {
+		cv := c.conv(id)
+		if !need || cv == nil || cv.Removed {
+			continue
+		}
+		g, err := c.group(cv)
+		if err != nil {
+			return err
+		}
+		empty := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{}, nil }
+		if _, _, err := c.commit(ctx, cv, g, empty); err != nil {
+			return err
+		}
+	}
+	clear(c.needCommit)
+	for id, ids := range c.needRemove {
+		cv := c.conv(id)
+		if cv == nil || cv.Removed {
+			continue
+		}
+		g, err := c.group(cv)
+		if err != nil {
+			return err
+		}
+		// Another member may have removed them first.
+		_, _, err = c.commit(ctx, cv, g, c.removeOptions(ids...))
+		if err != nil && !errors.Is(err, errNothingToCommit) {
+			return err
+		}
+	}
+	clear(c.needRemove)
+	for id := range c.needKeyPackage {
+		cv := c.conv(id)
+		if cv == nil || cv.Removed {
+			continue
+		}
+		if err := c.publishKeyPackage(ctx, cv); err != nil {
+			return err
+		}
+	}
+	clear(c.needKeyPackage)
+	return nil
+}
+
+// publishKeyPackage sends a fresh KeyPackage to a 1:1 conversation, so
+// that the contact can add this device to groups.
+func (c *Client) publishKeyPackage(ctx context.Context, cv *Conversation) error {
+	kp, secrets, err := mls.NewKeyPackage(suite, deviceCredential(c.ident, c.sig.PublicKey()), c.sig, mls.KeyPackageOptions{})
+	if err != nil {
+		return err
+	}
+	kpb, err := kp.Marshal()
+	if err != nil {
+		return err
+	}
+	sb, err := secrets.Bytes()
+	if err != nil {
+		return err
+	}
+	c.st.Spares = append(c.st.Spares, &spareKeyPackage{KeyPackage: kpb, Secrets: sb})
+	if err := c.save(); err != nil {
+		return err
+	}
+	if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
+		return err
+	}
+	g, err := c.group(cv)
+	if err != nil {
+		return err
+	}
+	pl := c.newPayload("keypackage")
+	pl.KeyPackage = kpb
+	_, err = c.sendPayload(ctx, cv, g, pl)
+	return err
+}
+
+func (c *Client) contactByConv(cv *Conversation, from []byte) *Contact {
+	for _, ct := range c.st.Contacts {
+		if ct.Conversation == cv.ID && ct.Identity.Equal(ed25519.PublicKey(from)) {
+			return ct
+		}
+	}
+	return nil
+}
+
+// control handles an application message that is not text.
+func (c *Client) control(cv *Conversation, from []byte, pl *payload, rep *SyncReport) {
+	switch pl.Type {
+	case "leave":
+		if !cv.Direct {
+			c.needRemove[cv.ID] = append(c.needRemove[cv.ID], ed25519.PublicKey(from))
+		}
+	case "keypackage":
+		ct := c.contactByConv(cv, from)
+		if ct == nil || !cv.Direct {
+			return
+		}
+		kp, err := mls.UnmarshalKeyPackage(pl.KeyPackage)
+		if err != nil {
+			return
+		}
+		id, err := credentialIdentity(&kp.LeafNode.Credential, kp.LeafNode.SignatureKey)
+		if err != nil || !id.Equal(ct.Identity) {
+			return
+		}
+		ct.KeyPackage = pl.KeyPackage
+	case "group-invite":
+		if !cv.Direct || c.contactByConv(cv, from) == nil || pl.Invite == nil {
+			return
+		}
+		if name, err := c.joinGroup(pl.Invite); err == nil {
+			rep.NewConvs = append(rep.NewConvs, name)
+			c.needKeyPackage[cv.ID] = true
+		}
+	case "disappear":
+		if pl.Timer >= 0 {
+			cv.Disappear = pl.Timer
+		}
+	case "rename":
+		if !cv.Direct && pl.Text != "" {
+			cv.Name = c.uniqueConvName(pl.Text, cv)
+		}
+	}
+}
+
+func (c *Client) joinGroup(inv *contactAccept) (string, error) {
+	wm, err := mls.UnmarshalMLSMessage(inv.Welcome)
+	if err != nil || wm.Welcome == nil {
+		return "", errors.New("client: group invitation carries no Welcome")
+	}
+	for _, sp := range c.st.Spares {
+		kp, err := mls.UnmarshalKeyPackage(sp.KeyPackage)
+		if err != nil {
+			continue
+		}
+		secrets, err := mls.ParseKeyPackageSecrets(sp.Secrets)
+		if err != nil {
+			continue
+		}
+		g, err := mls.JoinFromWelcome(mlsConfig, wm.Welcome, kp, secrets, c.sig, nil)
+		if err != nil {
+			continue
+		}
+		id := hex.EncodeToString(g.GroupID())
+		if c.conv(id) != nil {
+			return "", errors.New("client: already in this group")
+		}
+		cv := &Conversation{ID: id, Relay: inv.Relay, LogID: inv.LogID, LogToken: inv.LogToken, Next: inv.From}
+		cv.Name = c.uniqueConvName(inv.Name, cv)
+		if err := c.storeGroup(cv, g); err != nil {
+			return "", err
+		}
+		c.st.Convs = append(c.st.Convs, cv)
+		return cv.Name, nil
+	}
+	return "", errors.New("client: no KeyPackage of this device opens the group invitation")
+}
+
+func (c *Client) uniqueConvName(want string, self *Conversation) string {
+	if want == "" {
+		want = "group"
+	}
+	name := want
+	for i := 2; ; i++ {
+		taken := false
+		if _, err := c.Contact(name); err == nil {
+			taken = true
+		}
+		for _, cv := range c.st.Convs {
+			if cv != self && !cv.Direct && cv.Name == name {
+				taken = true
+			}
+		}
+		if !taken {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", want, i)
+	}
+}
+
+// CreateGroup creates a group with this device as its only member.
+func (c *Client) CreateGroup(ctx context.Context, name string) (*Conversation, error) {
+	if name == "" {
+		return nil, errors.New("client: a group needs a name")
+	}
+	if _, err := c.FindConversation(name); err == nil {
+		return nil, fmt.Errorf("client: a contact or group named %q exists already: choose another name", name)
+	}
+	cv, _, err := c.newConv(ctx, name, false)
+	return cv, err
+}
+
+func (c *Client) syncedGroup(ctx context.Context, cv *Conversation) (*mls.Group, error) {
+	if cv.Direct {
+		return nil, errors.New("client: this is a 1:1 conversation, not a group: create one with 'tainik group create NAME'")
+	}
+	if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
+		return nil, err
+	}
+	if cv.Removed {
+		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
+	}
+	return c.group(cv)
+}
+
+// AddMember adds a contact to a group, using the contact's latest spare
+// KeyPackage, and sends the Welcome through the 1:1 conversation.
+func (c *Client) AddMember(ctx context.Context, cv *Conversation, contact string) error {
+	ct, err := c.Contact(contact)
+	if err != nil {
+		return err
+	}
+	direct := c.conv(ct.Conversation)
+	// The contact's KeyPackage may be waiting in the 1:1 log.
+	if err := c.syncConv(ctx, direct, new(SyncReport)); err != nil {
+		return err
+	}
+	if ct.KeyPackage == nil {
+		return fmt.Errorf("client: no KeyPackage from %s yet: ask them to run 'tainik read', then try again", contact)
+	}
+	g, err := c.syncedGroup(ctx, cv)
+	if err != nil {
+		return err
+	}
+	for _, m := range g.Members() {
+		if id, err := credentialIdentity(&m.Credential, m.SignatureKey); err == nil && id.Equal(ct.Identity) {
+			return fmt.Errorf("client: %s is already a member of %s", contact, cv.Name)
+		}
+	}
+	kp, err := mls.UnmarshalKeyPackage(ct.KeyPackage)
+	if err != nil {
+		return err
+	}
+	welcome, from, err := c.commit(ctx, cv, g, addOptions(kp))
+	if err != nil {
+		return err
+	}
+	dg, err := c.group(direct)
+	if err != nil {
+		return err
+	}
+	pl := c.newPayload("group-invite")
+	pl.Invite = &contactAccept{Identity: c.Identity(), Welcome: welcome, Relay: cv.Relay, LogID: cv.LogID, LogToken: cv.LogToken, From: from, Name: cv.Name}
+	_, err = c.sendPayload(ctx, direct, dg, pl)
+	return err
+}
+
+// RemoveMember removes a contact from a group. Messages sent afterwards
+// are encrypted to keys the removed member does not have.
+func (c *Client) RemoveMember(ctx context.Context, cv *Conversation, contact string) error {
+	ct, err := c.Contact(contact)
+	if err != nil {
+		return err
+	}
+	g, err := c.syncedGroup(ctx, cv)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.commit(ctx, cv, g, c.removeOptions(ct.Identity))
+	if errors.Is(err, errNothingToCommit) {
+		return fmt.Errorf("client: %s is not a member of %s", contact, cv.Name)
+	}
+	return err
+}
+
+// Leave asks the group to remove this device and stops reading it. The
+// next member who syncs commits the removal.
+func (c *Client) Leave(ctx context.Context, cv *Conversation) error {
+	g, err := c.syncedGroup(ctx, cv)
+	if err != nil {
+		return err
+	}
+	if len(g.Members()) == 1 {
+		cv.Removed = true
+		return c.save()
+	}
+	// MLS does not let a member propose its own removal; it asks, and
+	// the next member to sync commits the removal.
+	if _, err := c.sendPayload(ctx, cv, g, c.newPayload("leave")); err != nil {
+		return err
+	}
+	cv.Removed = true
+	return c.save()
+}
+
+// Rename renames a group for every member.
+func (c *Client) Rename(ctx context.Context, cv *Conversation, name string) error {
+	g, err := c.syncedGroup(ctx, cv)
+	if err != nil {
+		return err
+	}
+	if _, err := c.FindConversation(name); err == nil {
+		return fmt.Errorf("client: a contact or group named %q exists already: choose another name", name)
+	}
+	pl := c.newPayload("rename")
+	pl.Text = name
+	if _, err := c.sendPayload(ctx, cv, g, pl); err != nil {
+		return err
+	}
+	cv.Name = name
+	return c.save()
+}
+
+// Members names a group's members ("me" for this device).
+func (c *Client) Members(cv *Conversation) ([]string, error) {
+	g, err := c.group(cv)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range g.Members() {
+		id, err := credentialIdentity(&m.Credential, m.SignatureKey)
+		if err != nil {
+			continue
+		}
+		if m.Leaf == g.OwnLeaf() || bytes.Equal(id, c.Identity()) {
+			out = append(out, "me")
+			continue
+		}
+		out = append(out, c.nameOf(id))
+	}
+	return out, nil
+}

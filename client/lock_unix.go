@@ -1,0 +1,43 @@
+//go:build unix
+
+package client
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// homeLock is an exclusive lock on a home directory, so that two
+// processes never interleave writes to the store (which would roll MLS
+// state back and reuse keys).
+type homeLock struct{ f *os.File }
+
+func lockHome(home string, wait time.Duration) (*homeLock, error) {
+	f, err := os.OpenFile(filepath.Join(home, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("client: lock home: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return &homeLock{f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("client: another tainik process is using %s (for example 'tainik watch' or 'tainik chat'): stop it or try again", home)
+		}
+		time.Sleep(20 * time.Millisecond) // another command is finishing
+	}
+}
+
+func (l *homeLock) unlock() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}

@@ -1,0 +1,685 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tainik/tainik/mls"
+	"github.com/tainik/tainik/relay"
+	relayclient "github.com/tainik/tainik/relay/client"
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// payload is the plaintext of an MLS application message.
+type payload struct {
+	ID   string    `json:"id"`
+	Type string    `json:"type"` // text, keypackage, group-invite, rename, leave
+	Text string    `json:"text,omitempty"`
+	Sent time.Time `json:"sent"`
+	// KeyPackage is a spare KeyPackage of the sender, for adding it to
+	// groups (type keypackage).
+	KeyPackage []byte `json:"keypackage,omitempty"`
+	// Invite is a group invitation (type group-invite).
+	Invite *contactAccept `json:"invite,omitempty"`
+	// Expires is when a text disappears; Timer sets the conversation's
+	// timer (type disappear).
+	Expires time.Time     `json:"expires,omitzero"`
+	Timer   time.Duration `json:"timer,omitempty"`
+	// File is an attachment (type text).
+	File *FileRef `json:"file,omitempty"`
+}
+
+// SyncReport says what a Sync brought.
+type SyncReport struct {
+	NewContacts []string
+	New         []Message
+	NewConvs    []string
+}
+
+// Sync accepts contact requests, completes connections this side asked
+// for, and reads every conversation's log from where it stopped.
+func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
+	rep := new(SyncReport)
+	if err := c.acceptRequests(ctx, rep); err != nil {
+		return rep, err
+	}
+	if err := c.completeConnects(ctx, rep); err != nil {
+		return rep, err
+	}
+	// Joining a group appends to Convs; the new ones are read too.
+	for i := 0; i < len(c.st.Convs); i++ {
+		if err := c.syncConv(ctx, c.st.Convs[i], rep); err != nil {
+			return rep, err
+		}
+	}
+	if err := c.afterSync(ctx); err != nil {
+		return rep, err
+	}
+	c.expire()
+	return rep, c.save()
+}
+
+func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
+	var keep []*inviteState
+	for _, inv := range c.st.Invites {
+		rc, err := c.conn(ctx, inv.Queue.Relay)
+		if err != nil {
+			return err
+		}
+		q := inv.Queue.handle()
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			var re *relay.Error
+			if errors.As(err, &re) && re.Code == relay.CodeNotFound {
+				continue // expired on the relay
+			}
+			return fmt.Errorf("client: read contact address: %w", err)
+		}
+		used := false
+		for _, m := range msgs {
+			if !used || inv.Reusable {
+				name, err := c.accept(ctx, inv, m.Payload)
+				var bad *badRequestError
+				switch {
+				case err == nil:
+					used = true
+					rep.NewContacts = append(rep.NewContacts, name)
+				case errors.As(err, &bad):
+					// A request that does not open is dropped: anyone
+					// who holds the link can send garbage.
+				default:
+					// The relay failed us: keep the request for the
+					// next sync.
+					c.save()
+					return err
+				}
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return fmt.Errorf("client: acknowledge contact request: %w", err)
+			}
+		}
+		if used && !inv.Reusable {
+			rc.DeleteQueue(ctx, q)
+			continue
+		}
+		if c.now().After(inv.Expires) {
+			rc.DeleteQueue(ctx, q)
+			continue
+		}
+		keep = append(keep, inv)
+	}
+	c.st.Invites = keep
+	return c.save()
+}
+
+func (c *Client) uniqueName(want string) string {
+	name := want
+	for i := 2; ; i++ {
+		if _, err := c.Contact(name); err != nil {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", want, i)
+	}
+}
+
+// accept turns one contact request into a two-member group.
+func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (string, error) {
+	content, err := relay.Unpad(sealed)
+	if err != nil {
+		return "", &badRequestError{err}
+	}
+	plain, err := openWith(inv.RequestKey, "tainik contact request v1", content)
+	if err != nil {
+		return "", &badRequestError{err}
+	}
+	var req contactRequest
+	if err := json.Unmarshal(plain, &req); err != nil {
+		return "", &badRequestError{err}
+	}
+	kp, err := mls.UnmarshalKeyPackage(req.KeyPackage)
+	if err != nil {
+		return "", &badRequestError{err}
+	}
+	id, err := credentialIdentity(&kp.LeafNode.Credential, kp.LeafNode.SignatureKey)
+	if err != nil {
+		return "", &badRequestError{err}
+	}
+	if !id.Equal(ed25519.PublicKey(req.Identity)) {
+		return "", &badRequestError{errors.New("client: contact request identity does not match its KeyPackage")}
+	}
+	name := inv.Name
+	if name == "" {
+		name = fmt.Sprintf("contact-%d", len(c.st.Contacts)+1)
+	}
+	name = c.uniqueName(name)
+	cv, g, err := c.newConv(ctx, name, true)
+	if err != nil {
+		return "", err
+	}
+	// On failure the half-made conversation goes; the request stays on
+	// the relay for the next sync.
+	drop := func() {
+		c.st.Convs = slices.DeleteFunc(c.st.Convs, func(x *Conversation) bool { return x == cv })
+		delete(c.groups, cv.ID)
+	}
+	welcome, from, err := c.commit(ctx, cv, g, addOptions(kp))
+	if err != nil {
+		drop()
+		if errors.Is(err, errCommitRefused) {
+			return "", &badRequestError{err}
+		}
+		return "", err
+	}
+	acc := contactAccept{Identity: c.Identity(), Welcome: welcome, Relay: cv.Relay, LogID: cv.LogID, LogToken: cv.LogToken, From: from}
+	out, err := sealTo(req.ReplyKey, "tainik contact accept v1", mustJSON(acc))
+	if err != nil {
+		drop()
+		return "", &badRequestError{err}
+	}
+	rc, err := c.conn(ctx, req.ReplyRelay)
+	if err != nil {
+		drop()
+		return "", err
+	}
+	if err := rc.Send(ctx, req.ReplyID, randomMsgID(), out, nil); err != nil {
+		drop()
+		return "", fmt.Errorf("client: answer contact request: %w", err)
+	}
+	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
+	c.needKeyPackage[cv.ID] = true
+	return name, c.save()
+}
+
+// newConv creates a one-member group and its log on the home relay.
+func (c *Client) newConv(ctx context.Context, name string, direct bool) (*Conversation, *mls.Group, error) {
+	rc, err := c.conn(ctx, c.st.Relay)
+	if err != nil {
+		return nil, nil, err
+	}
+	gid := make([]byte, 16)
+	rand.Read(gid)
+	kp, secrets, err := mls.NewKeyPackage(suite, deviceCredential(c.ident, c.sig.PublicKey()), c.sig, mls.KeyPackageOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := mls.NewGroup(mlsConfig, gid, kp, secrets, c.sig, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := rc.CreateLog(ctx, gid, g.Epoch())
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: create group log: %w", err)
+	}
+	cv := &Conversation{ID: hex.EncodeToString(gid), Name: name, Direct: direct, Relay: c.st.Relay, LogID: l.ID, LogToken: l.Token, Next: 1}
+	if err := c.storeGroup(cv, g); err != nil {
+		return nil, nil, err
+	}
+	c.st.Convs = append(c.st.Convs, cv)
+	return cv, g, c.save()
+}
+
+// errNothingToCommit is returned by a commit's build function when, after
+// a re-base, the commit is no longer needed.
+var errNothingToCommit = errors.New("client: nothing to commit")
+
+// errCommitRefused wraps an error of the MLS library making a commit, for
+// example over an invalid KeyPackage.
+var errCommitRefused = errors.New("client: commit refused")
+
+// commit makes a commit with the options build returns for the group's
+// current state, appends it to the log, re-basing (read the log, build
+// again) when another member's commit won the epoch, and merges it. It
+// returns the Welcome, if any, and the log position a new member starts
+// reading at.
+func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, build func(*mls.Group) (mls.CommitOptions, error)) ([]byte, uint64, error) {
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return nil, 0, err
+	}
+	for attempt := 0; ; attempt++ {
+		opts, err := build(g)
+		if err != nil {
+			return nil, 0, err
+		}
+		out, err := g.Commit(opts)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", errCommitRefused, err)
+		}
+		msg, err := out.Commit.Marshal()
+		if err != nil {
+			g.DiscardPendingCommit()
+			return nil, 0, err
+		}
+		seq, _, err := rc.Append(ctx, cv.log(), msg)
+		var re *relay.Error
+		if errors.As(err, &re) && re.Code == relay.CodeStaleEpoch && attempt < 5 {
+			g.DiscardPendingCommit()
+			if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
+				return nil, 0, err
+			}
+			if g, err = c.group(cv); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		if errors.Is(err, relayclient.ErrDisconnected) {
+			// The commit may have landed before the connection dropped;
+			// discarding it then would leave this member behind.
+			if s, ok := c.findAppended(ctx, cv, msg); ok {
+				seq, err = s, nil
+			}
+		}
+		if err != nil {
+			g.DiscardPendingCommit()
+			return nil, 0, fmt.Errorf("client: append commit: %w", err)
+		}
+		if _, err := g.MergePendingCommit(); err != nil {
+			return nil, 0, fmt.Errorf("client: merge commit: %w", err)
+		}
+		c.markOwn(cv, seq)
+		if err := c.storeGroup(cv, g); err != nil {
+			return nil, 0, err
+		}
+		var welcome []byte
+		if out.Welcome != nil {
+			if welcome, err = out.Welcome.Marshal(); err != nil {
+				return nil, 0, err
+			}
+		}
+		return welcome, seq + 1, c.save()
+	}
+}
+
+func addOptions(kp *mls.KeyPackage) func(*mls.Group) (mls.CommitOptions, error) {
+	return func(*mls.Group) (mls.CommitOptions, error) {
+		return mls.CommitOptions{Add: []*mls.KeyPackage{kp}}, nil
+	}
+}
+
+// removeOptions removes every leaf of the given identities, looked up
+// again after each re-base because leaves move.
+func (c *Client) removeOptions(ids ...ed25519.PublicKey) func(*mls.Group) (mls.CommitOptions, error) {
+	return func(g *mls.Group) (mls.CommitOptions, error) {
+		var leaves []mls.LeafIndex
+		for _, m := range g.Members() {
+			id, err := credentialIdentity(&m.Credential, m.SignatureKey)
+			if err != nil || m.Leaf == g.OwnLeaf() {
+				continue
+			}
+			for _, want := range ids {
+				if id.Equal(want) {
+					leaves = append(leaves, m.Leaf)
+				}
+			}
+		}
+		if len(leaves) == 0 {
+			return mls.CommitOptions{}, errNothingToCommit
+		}
+		return mls.CommitOptions{Remove: leaves}, nil
+	}
+}
+
+func (cv *Conversation) log() relayclient.Log {
+	return relayclient.Log{ID: cv.LogID, Token: cv.LogToken}
+}
+
+// markOwn records that this device wrote entry seq, so that reading the
+// log skips it.
+func (c *Client) markOwn(cv *Conversation, seq uint64) {
+	if seq == cv.Next {
+		cv.Next++
+		return
+	}
+	cv.Own = append(cv.Own, seq)
+}
+
+func (c *Client) completeConnects(ctx context.Context, rep *SyncReport) error {
+	var keep []*pendingState
+	for _, p := range c.st.Pending {
+		rc, err := c.conn(ctx, p.Queue.Relay)
+		if err != nil {
+			return err
+		}
+		q := p.Queue.handle()
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			return fmt.Errorf("client: read reply queue: %w", err)
+		}
+		done := false
+		for _, m := range msgs {
+			if !done {
+				if err := c.join(ctx, p, m.Payload, rep); err == nil {
+					done = true
+				}
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return fmt.Errorf("client: acknowledge reply: %w", err)
+			}
+		}
+		if done {
+			rc.DeleteQueue(ctx, q)
+			continue
+		}
+		keep = append(keep, p)
+	}
+	c.st.Pending = keep
+	return c.save()
+}
+
+func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *SyncReport) error {
+	content, err := relay.Unpad(sealed)
+	if err != nil {
+		return err
+	}
+	plain, err := openWith(p.ReplyKey, "tainik contact accept v1", content)
+	if err != nil {
+		return err
+	}
+	var acc contactAccept
+	if err := json.Unmarshal(plain, &acc); err != nil {
+		return err
+	}
+	wm, err := mls.UnmarshalMLSMessage(acc.Welcome)
+	if err != nil || wm.Welcome == nil {
+		return errors.New("client: contact accept carries no Welcome")
+	}
+	kp, err := mls.UnmarshalKeyPackage(p.KeyPackage)
+	if err != nil {
+		return err
+	}
+	secrets, err := mls.ParseKeyPackageSecrets(p.Secrets)
+	if err != nil {
+		return err
+	}
+	g, err := mls.JoinFromWelcome(mlsConfig, wm.Welcome, kp, secrets, c.sig, nil)
+	if err != nil {
+		return fmt.Errorf("client: join conversation: %w", err)
+	}
+	found := false
+	for _, m := range g.Members() {
+		if id, err := credentialIdentity(&m.Credential, m.SignatureKey); err == nil && id.Equal(ed25519.PublicKey(p.InviterIdentity)) {
+			found = true
+		}
+	}
+	if !found {
+		return errors.New("client: the conversation does not include the inviter")
+	}
+	cv := &Conversation{ID: hex.EncodeToString(g.GroupID()), Name: p.Name, Direct: true, Relay: acc.Relay, LogID: acc.LogID, LogToken: acc.LogToken, Next: acc.From}
+	if err := c.storeGroup(cv, g); err != nil {
+		return err
+	}
+	c.st.Convs = append(c.st.Convs, cv)
+	name := c.uniqueName(p.Name)
+	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: ed25519.PublicKey(p.InviterIdentity), Conversation: cv.ID})
+	rep.NewContacts = append(rep.NewContacts, name)
+	c.needKeyPackage[cv.ID] = true
+	return c.save()
+}
+
+// syncConv reads a conversation's log from where it stopped.
+func (c *Client) syncConv(ctx context.Context, cv *Conversation, rep *SyncReport) error {
+	if cv.Removed {
+		return nil
+	}
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return err
+	}
+	g, err := c.group(cv)
+	if err != nil {
+		return err
+	}
+	for {
+		ents, err := rc.Read(ctx, cv.log(), cv.Next)
+		if err != nil {
+			return fmt.Errorf("client: read conversation %s: %w", cv.Name, err)
+		}
+		for _, e := range ents.Entries {
+			if e.Seq < cv.Next {
+				continue
+			}
+			cv.Next = e.Seq + 1
+			if i := slices.Index(cv.Own, e.Seq); i >= 0 {
+				cv.Own = slices.Delete(cv.Own, i, i+1)
+				continue
+			}
+			c.processEntry(cv, g, e, rep)
+			if cv.Removed {
+				break
+			}
+		}
+		if err := c.storeGroup(cv, g); err != nil {
+			return err
+		}
+		if !ents.More || len(ents.Entries) == 0 || cv.Removed {
+			return nil
+		}
+	}
+}
+
+// processEntry processes one log entry. An entry that does not process
+// (garbage appended by a member, or a message from before this device
+// joined) is skipped: the log is shared by all members.
+func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, rep *SyncReport) {
+	m, err := mls.UnmarshalMLSMessage(e.Message)
+	if err != nil {
+		return
+	}
+	p, err := g.Process(m)
+	if err != nil {
+		return
+	}
+	if p.Commit != nil {
+		if p.Commit.RemovedSelf {
+			cv.Removed = true
+		}
+		c.checkDirect(cv, g)
+		c.needCommit[cv.ID] = false
+		return
+	}
+	if p.Proposal != nil {
+		// A member asked to leave: someone must commit it.
+		c.needCommit[cv.ID] = true
+		return
+	}
+	if p.ApplicationData == nil {
+		return
+	}
+	var pl payload
+	if err := json.Unmarshal(p.ApplicationData, &pl); err != nil {
+		return
+	}
+	var from []byte
+	for _, mem := range g.Members() {
+		if mem.Leaf == p.Sender.Leaf {
+			from, _ = credentialIdentity(&mem.Credential, mem.SignatureKey)
+		}
+	}
+	if pl.Type != "text" {
+		c.control(cv, from, &pl, rep)
+		return
+	}
+	for _, old := range cv.Messages {
+		if old.ID == pl.ID {
+			return
+		}
+	}
+	if !pl.Expires.IsZero() && !c.now().Before(pl.Expires) {
+		return // expired before it was read
+	}
+	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent, Expires: pl.Expires, File: pl.File}
+	cv.Messages = append(cv.Messages, msg)
+	rep.New = append(rep.New, msg)
+}
+
+// Send sends a text message to a conversation.
+func (c *Client) Send(ctx context.Context, cv *Conversation, text string) (*Message, error) {
+	return c.send(ctx, cv, text, nil)
+}
+
+func (c *Client) send(ctx context.Context, cv *Conversation, text string, file *FileRef) (*Message, error) {
+	if err := c.checkKeys(cv); err != nil {
+		return nil, err
+	}
+	if cv.Removed {
+		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
+	}
+	if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
+		return nil, err
+	}
+	if cv.Removed {
+		return nil, fmt.Errorf("client: you are no longer a member of %s", cv.Name)
+	}
+	g, err := c.group(cv)
+	if err != nil {
+		return nil, err
+	}
+	pl := c.newPayload("text")
+	pl.Text = text
+	pl.File = file
+	if cv.Disappear > 0 {
+		pl.Expires = pl.Sent.Add(cv.Disappear)
+	}
+	seq, err := c.sendPayload(ctx, cv, g, pl)
+	if err != nil {
+		return nil, err
+	}
+	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true, Expires: pl.Expires, File: file}
+	cv.Messages = append(cv.Messages, msg)
+	return &msg, c.save()
+}
+
+func (c *Client) newPayload(typ string) *payload {
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	return &payload{ID: hex.EncodeToString(idb), Type: typ, Sent: c.now().UTC().Truncate(time.Second)}
+}
+
+// sendPayload encrypts and appends an application message; the caller
+// has read the log up to date.
+func (c *Client) sendPayload(ctx context.Context, cv *Conversation, g *mls.Group, pl *payload) (uint64, error) {
+	if err := c.refresh(ctx, cv, g); err != nil {
+		return 0, err
+	}
+	m, err := g.Encrypt(mustJSON(pl), nil)
+	if err != nil {
+		return 0, fmt.Errorf("client: encrypt: %w", err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	// The ratchet moved: save it before the message leaves, so that a
+	// crash cannot reuse a key.
+	if err := c.storeGroup(cv, g); err != nil {
+		return 0, err
+	}
+	if err := c.save(); err != nil {
+		return 0, err
+	}
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return 0, err
+	}
+	seq, _, err := rc.Append(ctx, cv.log(), data)
+	if err != nil {
+		return 0, fmt.Errorf("client: send: %w", err)
+	}
+	c.markOwn(cv, seq)
+	return seq, c.save()
+}
+
+// checkDirect raises the key-change alarm when a 1:1 conversation holds
+// anyone but this user and the contact.
+func (c *Client) checkDirect(cv *Conversation, g *mls.Group) {
+	if !cv.Direct {
+		return
+	}
+	var ct *Contact
+	for _, x := range c.st.Contacts {
+		if x.Conversation == cv.ID {
+			ct = x
+		}
+	}
+	if ct == nil {
+		return
+	}
+	for _, m := range g.Members() {
+		id, err := credentialIdentity(&m.Credential, m.SignatureKey)
+		if err == nil && (id.Equal(c.Identity()) || id.Equal(ct.Identity)) {
+			continue
+		}
+		ct.KeyChanged = "an unknown key " + hex.EncodeToString(id) + " joined"
+		ct.Verified = false
+	}
+}
+
+// checkKeys refuses to send into a conversation whose keys changed
+// without the user verifying them.
+func (c *Client) checkKeys(cv *Conversation) error {
+	for _, ct := range c.st.Contacts {
+		if ct.Conversation == cv.ID && ct.KeyChanged != "" {
+			return fmt.Errorf("client: not sent: the keys in your conversation with %s changed (%s); compare safety numbers in person, then run 'tainik verify %s'", ct.Name, ct.KeyChanged, ct.Name)
+		}
+	}
+	return nil
+}
+
+// badRequestError is a contact request that cannot be accepted whatever
+// happens: it is dropped.
+type badRequestError struct{ err error }
+
+func (e *badRequestError) Error() string { return "client: bad contact request: " + e.err.Error() }
+func (e *badRequestError) Unwrap() error { return e.err }
+
+// findAppended looks for msg in the log past what this member has read.
+func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte) (uint64, bool) {
+	rc, err := c.conn(ctx, cv.Relay)
+	if err != nil {
+		return 0, false
+	}
+	for from := cv.Next; ; {
+		ents, err := rc.Read(ctx, cv.log(), from)
+		if err != nil || len(ents.Entries) == 0 {
+			return 0, false
+		}
+		for _, e := range ents.Entries {
+			if bytes.Equal(e.Message, msg) {
+				return e.Seq, true
+			}
+			from = e.Seq + 1
+		}
+		if !ents.More {
+			return 0, false
+		}
+	}
+}
+
+// refresh commits a fresh UpdatePath in a restored conversation before its
+// first send.
+func (c *Client) refresh(ctx context.Context, cv *Conversation, g *mls.Group) error {
+	if !cv.Refresh {
+		return nil
+	}
+	update := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{ForcePath: true}, nil }
+	if _, _, err := c.commit(ctx, cv, g, update); err != nil {
+		return fmt.Errorf("client: refresh keys of restored conversation: %w", err)
+	}
+	cv.Refresh = false
+	return c.save()
+}

@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The end-to-end tests build tainik and tainikd, run a real relay process
+// and drive users through the CLI, each with its own --home.
+
+type env struct {
+	t      *testing.T
+	tainik string
+	relayd string
+	dir    string
+	relay  *relayProc
+	listen string
+}
+
+func newEnv(t *testing.T) *env {
+	if testing.Short() {
+		t.Skip("end-to-end test builds binaries")
+	}
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, tainik: filepath.Join(dir, "tainik"), relayd: filepath.Join(dir, "tainikd")}
+	for bin, pkg := range map[string]string{e.tainik: ".", e.relayd: "../tainikd"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.listen = ln.Addr().String()
+	ln.Close()
+	e.relay = e.startRelay()
+	return e
+}
+
+type relayProc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+}
+
+func (e *env) startRelay() *relayProc {
+	t := e.t
+	cmd := exec.Command(e.relayd, "-listen", e.listen, "-data", filepath.Join(e.dir, "relay-data"), "-log-level", "error")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &relayProc{cmd: cmd, done: make(chan struct{})}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "tainik://") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("relay did not print its address; stderr:\n%s", stderr.String())
+	}
+	p.addr = sc.Text()
+	go func() {
+		for sc.Scan() {
+		}
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *relayProc) stop() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+type user struct {
+	e    *env
+	home string
+	pw   string
+}
+
+func (e *env) user(name string) *user {
+	u := &user{e: e, home: filepath.Join(e.dir, name), pw: "passphrase of " + name}
+	u.ok("init", "--relay", e.relay.addr)
+	return u
+}
+
+func (u *user) run(args ...string) (stdout, stderr string, err error) {
+	cmd := exec.Command(u.e.tainik, append([]string{"--home", u.home}, args...)...)
+	cmd.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+u.pw)
+	var o, s bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &s
+	err = cmd.Run()
+	return o.String(), s.String(), err
+}
+
+func (u *user) ok(args ...string) string {
+	u.e.t.Helper()
+	out, errOut, err := u.run(args...)
+	if err != nil {
+		u.e.t.Fatalf("tainik %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// fail runs a command that must fail with an error containing want.
+func (u *user) fail(want string, args ...string) {
+	u.e.t.Helper()
+	_, errOut, err := u.run(args...)
+	if err == nil {
+		u.e.t.Fatalf("tainik %s succeeded, want error %q", strings.Join(args, " "), want)
+	}
+	if !strings.Contains(errOut, want) {
+		u.e.t.Fatalf("tainik %s: error %q, want it to contain %q", strings.Join(args, " "), errOut, want)
+	}
+}
+
+func (u *user) jsonOut(v any, args ...string) {
+	u.e.t.Helper()
+	out := u.ok(append([]string{"--json"}, args...)...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		u.e.t.Fatalf("tainik --json %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (u *user) history(conv string) []string {
+	var r struct {
+		Messages []struct {
+			Sender string `json:"sender"`
+			Text   string `json:"text"`
+		} `json:"messages"`
+	}
+	u.jsonOut(&r, "read", conv)
+	var s []string
+	for _, m := range r.Messages {
+		s = append(s, m.Sender+": "+m.Text)
+	}
+	return s
+}
+
+func (u *user) safetyNumber(contact string) string {
+	var r struct {
+		SafetyNumber string `json:"safety_number"`
+	}
+	u.jsonOut(&r, "safety-number", contact)
+	return r.SafetyNumber
+}
+
+// befriend connects a and b: a invites, b connects, a accepts on read.
+func befriend(a *user, aName string, b *user, bName string) {
+	t := a.e.t
+	t.Helper()
+	var inv struct{ Link string }
+	a.jsonOut(&inv, "invite", "--name", bName)
+	if !strings.HasPrefix(inv.Link, "tainik:invite/") {
+		t.Fatalf("invite link %q", inv.Link)
+	}
+	b.ok("connect", "--name", aName, inv.Link)
+	if out := a.ok("read"); !strings.Contains(out, "new contact: "+bName) {
+		t.Fatalf("inviter read: %q", out)
+	}
+	if out := b.ok("read"); !strings.Contains(out, "new contact: "+aName) {
+		t.Fatalf("newcomer read: %q", out)
+	}
+}
+
+func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
+
+func TestEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+
+	if out := alice.ok("whoami"); !strings.Contains(out, "identity ") {
+		t.Fatalf("whoami: %q", out)
+	}
+	befriend(alice, "alice", bob, "bob")
+
+	// Both sides see the same safety number.
+	na, nb := alice.safetyNumber("bob"), bob.safetyNumber("alice")
+	if na != nb || len(na) != 60 {
+		t.Fatalf("safety numbers differ: %q and %q", na, nb)
+	}
+	bob.fail("does not match", "verify", "alice", "123")
+	bob.ok("verify", "alice", na)
+	var cs []contactJSON
+	bob.jsonOut(&cs, "contacts")
+	if len(cs) != 1 || cs[0].Name != "alice" || !cs[0].Verified {
+		t.Fatalf("bob's contacts: %+v", cs)
+	}
+
+	// A message each way.
+	alice.ok("send", "bob", "hello bob")
+	if out := bob.ok("read"); !strings.Contains(out, "[alice] alice: hello bob") {
+		t.Fatalf("bob read: %q", out)
+	}
+	bob.ok("send", "alice", "hello alice")
+	if out := alice.ok("read"); !strings.Contains(out, "[bob] bob: hello alice") {
+		t.Fatalf("alice read: %q", out)
+	}
+	// Reading again brings nothing new: no duplicates.
+	if out := alice.ok("read"); strings.Contains(out, "hello") {
+		t.Fatalf("second read repeats: %q", out)
+	}
+	want := []string{"me: hello bob", "bob: hello alice"}
+	if got := alice.history("bob"); !equal(got, want) {
+		t.Fatalf("alice history %q, want %q", got, want)
+	}
+
+	// Neither the relay nor the stores on disk hold the plaintext or the
+	// identity keys.
+	var who struct{ Identity string }
+	alice.jsonOut(&who, "whoami")
+	idKey, _ := hex.DecodeString(who.Identity)
+	for _, dir := range []string{filepath.Join(e.dir, "relay-data"), alice.home, bob.home} {
+		for _, marker := range [][]byte{[]byte("hello bob"), []byte("hello alice"), idKey, []byte(who.Identity)} {
+			if hits := grepTree(t, dir, marker); len(hits) > 0 {
+				t.Errorf("%q found in %v", marker, hits)
+			}
+		}
+	}
+
+	// Wrong passphrase: a clear error, and the store still opens after.
+	good := bob.pw
+	bob.pw = "wrong"
+	bob.fail("wrong passphrase", "whoami")
+	bob.pw = good
+	want = []string{"alice: hello bob", "me: hello alice"}
+	if got := bob.history("alice"); !equal(got, want) {
+		t.Fatalf("bob history %q, want %q", got, want)
+	}
+
+	// A tampered link.
+	var inv struct{ Link string }
+	alice.jsonOut(&inv, "invite")
+	l := []byte(inv.Link)
+	l[len(l)-5] ^= 1
+	if l[len(l)-5] == '-' || l[len(l)-5] == '_' || l[len(l)-5] == 0 {
+		l[len(l)-5] = 'A'
+	}
+	bob.fail("invalid invitation link", "connect", string(l))
+
+	// Relay down: a clear error.
+	e.relay.stop()
+	alice.fail("cannot reach relay", "send", "bob", "into the void")
+	alice.fail("check that the relay is running", "read")
+
+	// Relay back, same data: everything continues; history survived.
+	e.relay = e.startRelay()
+	alice.ok("send", "bob", "back again")
+	want = []string{"alice: hello bob", "me: hello alice", "alice: back again"}
+	if got := bob.history("alice"); !equal(got, want) {
+		t.Fatalf("bob history after relay restart %q, want %q", got, want)
+	}
+}
+
+func TestGroupEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob, carol := e.user("alice"), e.user("bob"), e.user("carol")
+	befriend(alice, "alice", bob, "bob")
+	befriend(alice, "alice", carol, "carol")
+	alice.ok("read") // the KeyPackages bob and carol published
+
+	alice.ok("group", "create", "team")
+	alice.ok("group", "add", "team", "bob")
+	alice.ok("group", "add", "team", "carol")
+	alice.ok("send", "team", "welcome")
+	if out := bob.ok("read"); !strings.Contains(out, "[team] alice: welcome") {
+		t.Fatalf("bob read: %q", out)
+	}
+	bob.ok("send", "team", "hi all")
+	alice.ok("send", "team", "carol is offline")
+	// carol was offline for all of it and catches up from the log.
+	out := carol.ok("read")
+	for _, want := range []string{"[team] alice: welcome", "hi all", "[team] alice: carol is offline"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("carol read %q, want %q in it", out, want)
+		}
+	}
+	var members []string
+	alice.jsonOut(&members, "group", "members", "team")
+	if len(members) != 3 {
+		t.Fatalf("members %q", members)
+	}
+
+	// bob is removed and reads nothing sent afterwards.
+	alice.ok("group", "remove", "team", "bob")
+	alice.ok("send", "team", "after bob")
+	if out := bob.ok("read"); strings.Contains(out, "after bob") {
+		t.Fatalf("removed bob read %q", out)
+	}
+	if got := strings.Join(bob.history("team"), "\n"); strings.Contains(got, "after bob") {
+		t.Fatalf("removed bob's history %q", got)
+	}
+	bob.fail("no longer a member", "send", "team", "let me in")
+	if out := carol.ok("read"); !strings.Contains(out, "[team] alice: after bob") {
+		t.Fatalf("carol read %q", out)
+	}
+
+	// carol leaves; alice's next read commits it.
+	carol.ok("group", "leave", "team")
+	alice.ok("read")
+	alice.jsonOut(&members, "group", "members", "team")
+	if len(members) != 1 {
+		t.Fatalf("members after leave %q", members)
+	}
+}
+
+func TestFilesTimersBackupEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	befriend(alice, "alice", bob, "bob")
+
+	// A 50 MB file arrives intact.
+	data := make([]byte, 50<<20)
+	rand.Read(data)
+	src := filepath.Join(e.dir, "recording.bin")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, progress, err := alice.run("send-file", "bob", src)
+	if err != nil {
+		t.Fatalf("send-file: %v\n%s", err, progress)
+	}
+	if !strings.Contains(progress, "(100%)") {
+		t.Errorf("no progress shown: %q", progress)
+	}
+	if out := bob.ok("read"); !strings.Contains(out, "get-file alice recording.bin") {
+		t.Fatalf("bob read %q", out)
+	}
+	dest := filepath.Join(e.dir, "got.bin")
+	bob.ok("get-file", "alice", "recording.bin", "--out", dest)
+	got, err := os.ReadFile(dest)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file differs (err %v, %d bytes)", err, len(got))
+	}
+	bob.fail("exists", "get-file", "alice", "recording.bin", "--out", dest)
+
+	// Backup and restore into a new home.
+	bk := filepath.Join(e.dir, "bob.backup")
+	bob.ok("backup", bk)
+	restored := &user{e: e, home: filepath.Join(e.dir, "bob2"), pw: bob.pw}
+	restored.ok("restore", bk)
+	if h := restored.history("alice"); len(h) != 1 || !strings.Contains(h[0], "recording.bin") {
+		t.Fatalf("restored history %q", h)
+	}
+
+	// Disappearing messages vanish on both sides.
+	alice.ok("disappear", "bob", "4s")
+	alice.ok("send", "bob", "burn after reading")
+	if out := bob.ok("read"); !strings.Contains(out, "burn after reading") {
+		t.Fatalf("bob read %q", out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, b := strings.Join(alice.history("bob"), "|"), strings.Join(bob.history("alice"), "|")
+		if !strings.Contains(a, "burn") && !strings.Contains(b, "burn") {
+			if !strings.Contains(b, "recording.bin") {
+				t.Fatalf("the message before the timer vanished too: %q", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message did not disappear: alice %q, bob %q", a, b)
+		}
+	}
+}
+
+func TestChatAndWatchEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	befriend(alice, "alice", bob, "bob")
+
+	// bob watches while alice chats; both run at once on their own homes,
+	// and bob's other commands still work while watch runs.
+	watch := exec.Command(e.tainik, "--home", bob.home, "watch", "--interval", "100ms")
+	watch.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+bob.pw)
+	var wout syncBuffer
+	watch.Stdout = &wout
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { watch.Process.Kill(); watch.Wait() }()
+
+	chat := exec.Command(e.tainik, "--home", alice.home, "chat", "bob")
+	chat.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+alice.pw)
+	chat.Stdin = strings.NewReader("first line\nsecond line\n")
+	if out, err := chat.CombinedOutput(); err != nil {
+		t.Fatalf("chat: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(wout.String(), "[alice] alice: second line") {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch printed %q", wout.String())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+	if !strings.Contains(wout.String(), "[alice] alice: first line") {
+		t.Fatalf("watch printed %q", wout.String())
+	}
+	bob.ok("send", "alice", "while watching")
+	if got := alice.history("bob"); !equal(got, []string{"me: first line", "me: second line", "bob: while watching"}) {
+		t.Fatalf("alice history %q", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// grepTree lists files under dir that contain marker.
+func grepTree(t *testing.T, dir string, marker []byte) []string {
+	t.Helper()
+	var hits []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(data, marker) {
+			hits = append(hits, path)
+		}
+		return nil
+	})
+	return hits
+}
