@@ -92,15 +92,8 @@ func (g *Group) stageCommit(ac *AuthenticatedContent, props []committedProposal)
 	if commit.Path != nil {
 		path := commit.Path
 		if sender.Type == SenderNewMemberCommit {
-			// Section 12.4.2: the joiner takes the leftmost blank leaf.
-			// The leaf is added with an empty encryption key so that
-			// the path's leaf counts as a new key when it replaces it.
-			placeholder, err := cloneLeafNode(&path.LeafNode)
-			if err != nil {
-				return nil, err
-			}
-			placeholder.EncryptionKey = nil
-			if st.committer, err = st.tree.addLeaf(placeholder); err != nil {
+			var err error
+			if st.committer, err = st.tree.addExternalJoiner(&path.LeafNode); err != nil {
 				return nil, err
 			}
 			if len(eff.removed) == 1 && !sameIdentity(&eff.removed[0].Credential, &path.LeafNode.Credential) {

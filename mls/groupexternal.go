@@ -124,12 +124,7 @@ func JoinExternal(cfg Config, gi *GroupInfo, tree RatchetTree, cred Credential, 
 		Source:       LeafNodeSourceCommit,
 		Extensions:   Extensions{},
 	}
-	placeholder, err := cloneLeafNode(leaf)
-	if err != nil {
-		return nil, nil, err
-	}
-	placeholder.EncryptionKey = nil
-	if st.committer, err = st.tree.addLeaf(placeholder); err != nil {
+	if st.committer, err = st.tree.addExternalJoiner(leaf); err != nil {
 		return nil, nil, err
 	}
 	if st.path, err = st.tree.createUpdatePath(st.committer, leaf, sigKey, gc.GroupID, nil, g.provisionalContext(st.eff.extensions)); err != nil {
@@ -196,4 +191,16 @@ func capabilitiesFor(cs CipherSuite, ct CredentialType, groupExts Extensions) Ca
 		}
 	}
 	return caps
+}
+
+// addExternalJoiner puts the leaf of an external commit's joiner in the
+// leftmost blank leaf (RFC 9420, Section 12.4.2), without its encryption key,
+// so that the UpdatePath's leaf, which then replaces it, counts as a new key.
+func (t *ratchetTree) addExternalJoiner(leaf *LeafNode) (LeafIndex, error) {
+	provisional, err := cloneLeafNode(leaf)
+	if err != nil {
+		return 0, err
+	}
+	provisional.EncryptionKey = nil
+	return t.addLeaf(provisional)
 }
