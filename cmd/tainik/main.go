@@ -109,6 +109,37 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// anyNumber, as the most positional arguments, sets no upper limit.
+const anyNumber = -1
+
+// positional parses args with fs and checks that at least least and at
+// most most positional arguments remain; otherwise it returns usage as the
+// error.
+func positional(fs *flag.FlagSet, args []string, least, most int, usage string) ([]string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) < least || most != anyNumber && len(pos) > most {
+		return nil, errors.New(usage)
+	}
+	return pos, nil
+}
+
+// openWith is the prologue of most commands: positional, then open. The
+// caller closes the client.
+func (c *cli) openWith(fs *flag.FlagSet, args []string, least, most int, usage string) ([]string, *client.Client, error) {
+	pos, err := positional(fs, args, least, most, usage)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := c.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, cl, nil
+}
+
 func (c *cli) run(args []string) error {
 	c.home = defaultHome()
 	g := c.flags("tainik")
@@ -235,10 +266,7 @@ func (c *cli) cmdInit(args []string) error {
 }
 
 func (c *cli) cmdWhoami(args []string) error {
-	if _, err := parse(c.flags("whoami"), args); err != nil {
-		return err
-	}
-	cl, err := c.open()
+	_, cl, err := c.openWith(c.flags("whoami"), args, 0, anyNumber, "")
 	if err != nil {
 		return err
 	}
@@ -254,10 +282,7 @@ func (c *cli) cmdInvite(args []string) error {
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the link is valid")
 	showQR := fs.Bool("qr", true, "also print the link as a QR code")
 	reusable := fs.Bool("reusable", false, "a long-lived contact address (a tip line): everyone who answers becomes a contact")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	cl, err := c.open()
+	_, cl, err := c.openWith(fs, args, 0, anyNumber, "")
 	if err != nil {
 		return err
 	}
@@ -285,12 +310,9 @@ func (c *cli) cmdInvite(args []string) error {
 func (c *cli) cmdConnect(args []string) error {
 	fs := c.flags("connect")
 	name := fs.String("name", "", "local name for the inviter")
-	pos, err := parse(fs, args)
+	pos, err := positional(fs, args, 1, 1, "connect takes one invitation link: tainik connect [--name NAME] tainik:invite/... (or - to read it from standard input)")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("connect takes one invitation link: tainik connect [--name NAME] tainik:invite/... (or - to read it from standard input)")
 	}
 	link := pos[0]
 	if link == "-" {
@@ -327,10 +349,7 @@ type contactJSON struct {
 }
 
 func (c *cli) cmdContacts(args []string) error {
-	if _, err := parse(c.flags("contacts"), args); err != nil {
-		return err
-	}
-	cl, err := c.open()
+	_, cl, err := c.openWith(c.flags("contacts"), args, 0, anyNumber, "")
 	if err != nil {
 		return err
 	}
@@ -353,14 +372,7 @@ func (c *cli) cmdContacts(args []string) error {
 }
 
 func (c *cli) cmdSafety(args []string) error {
-	pos, err := parse(c.flags("safety-number"), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("safety-number takes a contact name: tainik safety-number CONTACT")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(c.flags("safety-number"), args, 1, 1, "safety-number takes a contact name: tainik safety-number CONTACT")
 	if err != nil {
 		return err
 	}
@@ -379,14 +391,7 @@ func (c *cli) cmdSafety(args []string) error {
 }
 
 func (c *cli) cmdVerify(args []string) error {
-	pos, err := parse(c.flags("verify"), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) < 1 {
-		return errors.New("verify takes a contact name and, optionally, the number they read to you: tainik verify CONTACT [NUMBER]")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(c.flags("verify"), args, 1, anyNumber, "verify takes a contact name and, optionally, the number they read to you: tainik verify CONTACT [NUMBER]")
 	if err != nil {
 		return err
 	}
@@ -398,14 +403,7 @@ func (c *cli) cmdVerify(args []string) error {
 }
 
 func (c *cli) cmdSend(args []string) error {
-	pos, err := parse(c.flags("send"), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) < 2 {
-		return errors.New("send takes a contact or group and the text: tainik send CONTACT TEXT")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(c.flags("send"), args, 2, anyNumber, "send takes a contact or group and the text: tainik send CONTACT TEXT")
 	if err != nil {
 		return err
 	}
@@ -427,11 +425,7 @@ type messageJSON struct {
 }
 
 func (c *cli) cmdRead(args []string) error {
-	pos, err := parse(c.flags("read"), args)
-	if err != nil {
-		return err
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(c.flags("read"), args, 0, anyNumber, "")
 	if err != nil {
 		return err
 	}
@@ -555,12 +549,9 @@ func human(m messageJSON) string {
 }
 
 func (c *cli) cmdDisappear(args []string) error {
-	pos, err := parse(c.flags("disappear"), args)
+	pos, err := positional(c.flags("disappear"), args, 2, 2, "disappear takes a conversation and a duration: tainik disappear CONTACT|GROUP 1h (or off)")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return errors.New("disappear takes a conversation and a duration: tainik disappear CONTACT|GROUP 1h (or off)")
 	}
 	var d time.Duration
 	if pos[1] != "off" && pos[1] != "0" {
@@ -603,14 +594,7 @@ func (c *cli) progress(verb string) client.Progress {
 }
 
 func (c *cli) cmdSendFile(args []string) error {
-	pos, err := parse(c.flags("send-file"), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return errors.New("send-file takes a conversation and a file: tainik send-file CONTACT|GROUP PATH")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(c.flags("send-file"), args, 2, 2, "send-file takes a conversation and a file: tainik send-file CONTACT|GROUP PATH")
 	if err != nil {
 		return err
 	}
@@ -629,14 +613,7 @@ func (c *cli) cmdSendFile(args []string) error {
 func (c *cli) cmdGetFile(args []string) error {
 	fs := c.flags("get-file")
 	out := fs.String("out", "", "where to save (default: the file's name in the current directory)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		return errors.New("get-file takes a conversation and a file name: tainik get-file CONTACT|GROUP NAME [--out PATH]")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(fs, args, 2, 2, "get-file takes a conversation and a file name: tainik get-file CONTACT|GROUP NAME [--out PATH]")
 	if err != nil {
 		return err
 	}
@@ -668,10 +645,7 @@ func (c *cli) cmdGetFile(args []string) error {
 func (c *cli) cmdWatch(args []string) error {
 	fs := c.flags("watch")
 	interval := fs.Duration("interval", time.Second, "how often to fetch")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	cl, err := c.open()
+	_, cl, err := c.openWith(fs, args, 0, anyNumber, "")
 	if err != nil {
 		return err
 	}
@@ -731,14 +705,7 @@ func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) 
 func (c *cli) cmdChat(args []string) error {
 	fs := c.flags("chat")
 	interval := fs.Duration("interval", time.Second, "how often to fetch")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("chat takes a contact or group: tainik chat CONTACT|GROUP")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(fs, args, 1, 1, "chat takes a contact or group: tainik chat CONTACT|GROUP")
 	if err != nil {
 		return err
 	}
@@ -810,14 +777,7 @@ func (c *cli) cmdChat(args []string) error {
 }
 
 func (c *cli) cmdBackup(args []string) error {
-	pos, err := parse(c.flags("backup"), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("backup takes a file to write: tainik backup FILE")
-	}
-	cl, err := c.open()
+	pos, cl, err := c.openWith(c.flags("backup"), args, 1, 1, "backup takes a file to write: tainik backup FILE")
 	if err != nil {
 		return err
 	}
@@ -829,12 +789,9 @@ func (c *cli) cmdBackup(args []string) error {
 }
 
 func (c *cli) cmdRestore(args []string) error {
-	pos, err := parse(c.flags("restore"), args)
+	pos, err := positional(c.flags("restore"), args, 1, 1, "restore takes a backup file: tainik --home DIR restore FILE")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("restore takes a backup file: tainik --home DIR restore FILE")
 	}
 	pw, err := c.passphrase()
 	if err != nil {
