@@ -17,7 +17,14 @@ var testKDF = KDFParams{Time: 1, Memory: 64, Threads: 1}
 
 func startRelay(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir()})
+	return startRelayWith(t, server.Config{})
+}
+
+// startRelayWith starts a relay with cfg and a temporary DataDir.
+func startRelayWith(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

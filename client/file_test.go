@@ -7,9 +7,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tainik/tainik/relay/server"
 )
 
 // clock is a settable test clock.
@@ -75,6 +78,69 @@ func TestDisappearingMessages(t *testing.T) {
 	raw := b2.st.Convs[0].Messages
 	if len(raw) != 1 {
 		t.Errorf("store keeps %d messages", len(raw))
+	}
+}
+
+// TestDisappearingLeavesRelay: the relay stops serving a disappearing
+// message once its timer has run, and keeps the handshake around it.
+func TestDisappearingLeavesRelay(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelayWith(t, server.Config{ExpireInterval: 50 * time.Millisecond})
+	a, _ := newUser(t, addr)
+	b, _ := newUser(t, addr)
+	connect(t, a, b)
+	cva, _ := a.FindConversation("b")
+	if err := a.SetDisappear(ctx, cva, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Send(ctx, cva, "vanishes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := a.conn(ctx, cva.Relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() (seqs []uint64) {
+		t.Helper()
+		for from := uint64(1); ; {
+			r, err := rc.Read(ctx, cva.log(), from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range r.Entries {
+				seqs = append(seqs, e.Seq)
+				from = e.Seq + 1
+			}
+			if !r.More {
+				return seqs
+			}
+		}
+	}
+	before := served()
+	if !slices.Contains(before, m.Seq) {
+		t.Fatalf("relay does not serve the message (seq %d) before it expires: %v", m.Seq, before)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		after := served()
+		if !slices.Contains(after, m.Seq) {
+			if want := slices.DeleteFunc(before, func(s uint64) bool { return s == m.Seq }); !slices.Equal(after, want) {
+				t.Errorf("relay serves %v after expiry, want %v: only the message goes", after, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay still serves the message (seq %d) %v after sending", m.Seq, time.Since(m.Sent))
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	// b, syncing late, gets the timer (an application message without a
+	// lifetime) across the gap, but never the message.
+	mustSync(t, b)
+	cvb, _ := b.FindConversation("a")
+	if cvb.Disappear != 2*time.Second || texts(b, cvb) != "" {
+		t.Errorf("b: timer %v, history %q", cvb.Disappear, texts(b, cvb))
 	}
 }
 

@@ -596,7 +596,14 @@ func (c *Client) sendPayload(ctx context.Context, cv *Conversation, g *mls.Group
 	if err != nil {
 		return 0, err
 	}
-	seq, _, err := rc.Append(ctx, cv.log(), data)
+	// A disappearing message leaves the relay when it leaves the members'
+	// stores. Only application messages get a lifetime: members catching
+	// up need every commit and proposal.
+	var ttl time.Duration
+	if !pl.Expires.IsZero() {
+		ttl = pl.Expires.Sub(pl.Sent)
+	}
+	seq, _, err := rc.AppendExpiring(ctx, cv.log(), data, ttl)
 	if err != nil {
 		return 0, fmt.Errorf("client: send: %w", err)
 	}

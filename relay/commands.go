@@ -163,9 +163,12 @@ func (m *LogCreate) unmarshal(s *cryptobyte.String) bool {
 }
 
 // LogAppend appends an MLSMessage (PublicMessage or PrivateMessage) to a log.
+// TTL is the entry's lifetime in seconds; 0 means the log's retention, and
+// the relay caps larger values at it.
 type LogAppend struct {
 	LogID   ID
 	Token   ID
+	TTL     uint32
 	Message []byte
 }
 
@@ -173,10 +176,11 @@ func (*LogAppend) Type() Type { return TypeLogAppend }
 func (m *LogAppend) marshal(b *cryptobyte.Builder) {
 	b.AddBytes(m.LogID[:])
 	b.AddBytes(m.Token[:])
+	b.AddUint32(m.TTL)
 	addBytes32(b, m.Message)
 }
 func (m *LogAppend) unmarshal(s *cryptobyte.String) bool {
-	return s.CopyBytes(m.LogID[:]) && s.CopyBytes(m.Token[:]) && readBytes32(s, &m.Message)
+	return s.CopyBytes(m.LogID[:]) && s.CopyBytes(m.Token[:]) && s.ReadUint32(&m.TTL) && readBytes32(s, &m.Message)
 }
 
 // LogRead returns entries with sequence numbers from From on (LogEntries).

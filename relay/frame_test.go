@@ -21,6 +21,7 @@ func sampleMessages() []Message {
 		&QueueDelete{recipientCommand{RecipientID: id, Sig: make([]byte, 64)}},
 		&LogCreate{GroupID: []byte("g"), Epoch: 3, TokenHash: [32]byte{1}},
 		&LogAppend{LogID: id, Token: ID{2}, Message: []byte("m")},
+		&LogAppend{LogID: id, Token: ID{2}, TTL: 60, Message: []byte("m")},
 		&LogRead{LogID: id, Token: ID{2}, From: 7},
 		&LogSubscribe{LogID: id, Token: ID{2}, From: 8},
 		&BlobCreate{Size: 100, Digest: [32]byte{3}},

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -501,8 +502,24 @@ func (c *Client) CreateLog(ctx context.Context, groupID []byte, epoch uint64) (L
 // log's epoch after it. A losing commit gets an *relay.Error with
 // relay.CodeStaleEpoch and the current epoch in Detail.
 func (c *Client) Append(ctx context.Context, l Log, msg []byte) (seq, epoch uint64, err error) {
+	return c.AppendExpiring(ctx, l, msg, 0)
+}
+
+// AppendExpiring is Append for an entry the relay deletes, and stops
+// serving, after ttl rather than after the log's retention. ttl is
+// rounded down to whole seconds, but is at least one second; zero means
+// the retention. Use it for application messages only: members catching
+// up need every commit and proposal.
+func (c *Client) AppendExpiring(ctx context.Context, l Log, msg []byte, ttl time.Duration) (seq, epoch uint64, err error) {
+	if ttl < 0 {
+		return 0, 0, fmt.Errorf("relay: negative ttl %v", ttl)
+	}
+	var secs uint32
+	if ttl > 0 {
+		secs = uint32(min(max(ttl/time.Second, 1), math.MaxUint32))
+	}
 	r, err := expect[*relay.LogAppended](c.do(ctx, func([]byte) relay.Message {
-		return &relay.LogAppend{LogID: l.ID, Token: l.Token, Message: msg}
+		return &relay.LogAppend{LogID: l.ID, Token: l.Token, TTL: secs, Message: msg}
 	}))
 	if err != nil {
 		return 0, 0, err

@@ -51,7 +51,13 @@ func (c *conn) logAppend(ctx context.Context, m *relay.LogAppend) (relay.Message
 	if !bytes.Equal(h.GroupID, l.GroupID) {
 		return nil, relay.Errorf(relay.CodeBadMessage, "message is for another group")
 	}
-	e := store.Entry{Epoch: h.Epoch, Commit: h.ContentType == relay.ContentTypeCommit, Message: m.Message, Expires: time.Now().Add(c.s.cfg.LogRetention)}
+	// The relay takes a TTL on any entry; clients set one only on
+	// application messages, since members catching up need the handshake.
+	life := c.s.cfg.LogRetention
+	if ttl := time.Duration(m.TTL) * time.Second; ttl > 0 && ttl < life {
+		life = ttl
+	}
+	e := store.Entry{Epoch: h.Epoch, Commit: h.ContentType == relay.ContentTypeCommit, Message: m.Message, Expires: time.Now().Add(life)}
 	seq, epoch, err := c.s.store.AppendLog(ctx, m.LogID, e)
 	if err != nil {
 		return nil, err

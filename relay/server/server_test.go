@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -472,6 +473,61 @@ func TestQuotaAndExpiry(t *testing.T) {
 	// Expired messages free the quota.
 	if err := c.Send(ctx, q.SenderID, msgID(4), []byte("x"), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLogEntryTTL: an entry's TTL shortens its lifetime, and is capped at
+// the log retention; entries without one keep the retention.
+func TestLogEntryTTL(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		retention time.Duration
+		ttl       time.Duration
+	}{
+		{"ttl", time.Hour, time.Second},
+		{"capped", time.Second, 1000 * time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := startRelay(t, server.Config{LogRetention: tt.retention, ExpireInterval: 20 * time.Millisecond})
+			ctx := testCtx(t)
+			c := dial(t, r.addr)
+			gid := []byte("group-ttl")
+			l, err := c.CreateLog(ctx, gid, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := c.Append(ctx, l, mlsMessage(gid, 0, relay.ContentTypeCommit)); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := c.AppendExpiring(ctx, l, mlsMessage(gid, 1, relay.ContentTypeApplication), tt.ttl); err != nil {
+				t.Fatal(err)
+			}
+			want := []uint64{1}
+			if tt.retention < time.Hour {
+				want = nil // the commit has the short retention too
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				r, err := c.Read(ctx, l, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []uint64
+				for _, e := range r.Entries {
+					got = append(got, e.Seq)
+				}
+				if !slices.Contains(got, 2) {
+					if !slices.Equal(got, want) {
+						t.Errorf("entries %v, want %v", got, want)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("entry with ttl %v still served: %v", tt.ttl, got)
+				}
+				time.Sleep(10 * time.Millisecond) // polling interval
+			}
+		})
 	}
 }
 

@@ -598,7 +598,12 @@ func (s *Bolt) LogEntries(ctx context.Context, id relay.ID, from uint64, max, ma
 		}
 		c := tx.Bucket(bEntries).Cursor()
 		size := 0
+		now := time.Now().UnixNano()
 		for k, v := c.Seek(seqKey(id[:], from)); k != nil && bytes.HasPrefix(k, id[:]); k, v = c.Next() {
+			// Expire may not have swept it yet; it must not be served.
+			if int64(binary.BigEndian.Uint64(v[9:17])) <= now {
+				continue
+			}
 			if len(out) >= max || (len(out) > 0 && size+len(v) > maxBytes) {
 				more = true
 				break

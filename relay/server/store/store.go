@@ -146,7 +146,9 @@ type Store interface {
 	// sequence number and the log's epoch after the append.
 	AppendLog(ctx context.Context, id relay.ID, e Entry) (seq, epoch uint64, err error)
 	// LogEntries returns up to max entries with Seq >= from, stopping before
-	// maxBytes (but returning at least one), and whether more follow.
+	// maxBytes (but returning at least one), and whether more follow. It
+	// skips entries whose Expires has passed, swept or not, so the
+	// sequence numbers it returns may have gaps.
 	LogEntries(ctx context.Context, id relay.ID, from uint64, max, maxBytes int) ([]Entry, bool, error)
 
 	// CreateBlob stores a new, empty upload.

@@ -408,7 +408,7 @@ func (s *Store) LogEntries(ctx context.Context, id relay.ID, from uint64, max, m
 		return nil, false, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, epoch, commit, message, expires FROM entries
-		WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3`, id[:], int64(from), max+1)
+		WHERE log = $1 AND seq >= $2 AND expires > $4 ORDER BY seq LIMIT $3`, id[:], int64(from), max+1, time.Now())
 	if err != nil {
 		return nil, false, wrap(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"LogConcurrentCommits", testLogConcurrentCommits},
 		{"Blob", testBlob},
 		{"Expire", testExpire},
+		{"LogEntryExpiry", testLogEntryExpiry},
 		{"ConcurrentWrites", testConcurrentWrites},
 	}
 	for _, tt := range tests {
@@ -348,6 +351,54 @@ func testExpire(t *testing.T, open Opener) {
 	}
 	if n, _ := s.Expire(ctx, now); n != 0 {
 		t.Errorf("second Expire deleted %d", n)
+	}
+}
+
+// testLogEntryExpiry: each entry has its own expiry; an entry past it is
+// never served, swept or not, and the sweep deletes only those.
+func testLogEntryExpiry(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	id := newLog(t, s, 0)
+	now := time.Now()
+	for i, exp := range []time.Duration{time.Hour, -time.Second, time.Hour, -time.Second, time.Hour} {
+		e := entry(0, i == 4, fmt.Sprint("e", i+1))
+		e.Expires = now.Add(exp)
+		if _, _, err := s.AppendLog(ctx, id, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(es []store.Entry) []uint64 {
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	check := func(when string) {
+		t.Helper()
+		es, more, err := s.LogEntries(ctx, id, 1, 10, 1<<20)
+		if got, want := seqs(es), []uint64{1, 3, 5}; err != nil || more || !slices.Equal(got, want) {
+			t.Errorf("%s: LogEntries = %v more %v err %v, want %v", when, got, more, err, want)
+		}
+		es, more, err = s.LogEntries(ctx, id, 2, 1, 1<<20)
+		if got := seqs(es); err != nil || !more || !slices.Equal(got, []uint64{3}) {
+			t.Errorf("%s: LogEntries(from 2, max 1) = %v more %v err %v, want [3] more", when, got, more, err)
+		}
+		es, more, err = s.LogEntries(ctx, id, 4, 10, 1<<20)
+		if got := seqs(es); err != nil || more || !slices.Equal(got, []uint64{5}) || string(es[0].Message) != "e5" {
+			t.Errorf("%s: LogEntries(from 4) = %v more %v err %v, want [5]", when, got, more, err)
+		}
+	}
+	check("before the sweep")
+	s = reopen()
+	check("after reopen")
+	n, err := s.Expire(ctx, time.Now())
+	if err != nil || n != 2 {
+		t.Fatalf("Expire: %d, %v; want 2", n, err)
+	}
+	check("after the sweep")
+	if l, err := s.Log(ctx, id); err != nil || l.NextSeq != 6 || l.Epoch != 1 {
+		t.Errorf("Log after the sweep: %+v %v", l, err)
 	}
 }
 
