@@ -42,7 +42,7 @@ func ExampleCipherSuite_EncryptWithLabel() {
 	// Output: joiner secret <nil>
 }
 
-// Unknown and unimplemented cipher suites are refused by number and name.
+// A cipher suite this package does not offer is refused by number and name.
 func ExampleUnsupportedSuiteError() {
 	_, err := mls.CipherSuite(77).GenerateHPKEKey()
 	fmt.Println(err)

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tainik/tainik/internal/relayproc"
 )
 
 // The end-to-end tests build tainik and tainikd, run a real relay process
@@ -24,70 +23,24 @@ type env struct {
 	tainik string
 	relayd string
 	dir    string
-	relay  *relayProc
+	relay  *relayproc.Proc
 	listen string
 }
 
 func newEnv(t *testing.T) *env {
-	if testing.Short() {
-		t.Skip("end-to-end test builds binaries")
-	}
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, tainik: filepath.Join(dir, "tainik"), relayd: filepath.Join(dir, "tainikd")}
-	for bin, pkg := range map[string]string{e.tainik: ".", e.relayd: "../tainikd"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-		}
+	e := &env{t: t, dir: dir,
+		tainik: relayproc.Build(t, ".", "tainik"),
+		relayd: relayproc.Build(t, "../tainikd", "tainikd"),
+		listen: relayproc.FreeAddr(t),
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.listen = ln.Addr().String()
-	ln.Close()
 	e.relay = e.startRelay()
 	return e
 }
 
-type relayProc struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-}
-
-func (e *env) startRelay() *relayProc {
-	t := e.t
-	cmd := exec.Command(e.relayd, "-listen", e.listen, "-data", filepath.Join(e.dir, "relay-data"), "-log-level", "error")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &relayProc{cmd: cmd, done: make(chan struct{})}
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "tainik://") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("relay did not print its address; stderr:\n%s", stderr.String())
-	}
-	p.addr = sc.Text()
-	go func() {
-		for sc.Scan() {
-		}
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *relayProc) stop() {
-	p.cmd.Process.Kill()
-	<-p.done
+// startRelay starts the relay, on the same address and data after a restart.
+func (e *env) startRelay() *relayproc.Proc {
+	return relayproc.Start(e.t, e.relayd, filepath.Join(e.dir, "relay-data"), e.listen, "-log-level", "error")
 }
 
 type user struct {
@@ -98,7 +51,7 @@ type user struct {
 
 func (e *env) user(name string) *user {
 	u := &user{e: e, home: filepath.Join(e.dir, name), pw: "passphrase of " + name}
-	u.ok("init", "--relay", e.relay.addr)
+	u.ok("init", "--relay", e.relay.Addr)
 	return u
 }
 
@@ -230,7 +183,7 @@ func TestEndToEnd(t *testing.T) {
 	idKey, _ := hex.DecodeString(who.Identity)
 	for _, dir := range []string{filepath.Join(e.dir, "relay-data"), alice.home, bob.home} {
 		for _, marker := range [][]byte{[]byte("hello bob"), []byte("hello alice"), idKey, []byte(who.Identity)} {
-			if hits := grepTree(t, dir, marker); len(hits) > 0 {
+			if hits := relayproc.GrepTree(dir, marker); len(hits) > 0 {
 				t.Errorf("%q found in %v", marker, hits)
 			}
 		}
@@ -257,7 +210,7 @@ func TestEndToEnd(t *testing.T) {
 	bob.fail("invalid invitation link", "connect", string(l))
 
 	// Relay down: a clear error.
-	e.relay.stop()
+	e.relay.Kill()
 	alice.fail("cannot reach relay", "send", "bob", "into the void")
 	alice.fail("check that the relay is running", "read")
 
@@ -391,7 +344,7 @@ func TestChatAndWatchEndToEnd(t *testing.T) {
 	// and bob's other commands still work while watch runs.
 	watch := exec.Command(e.tainik, "--home", bob.home, "watch", "--interval", "100ms")
 	watch.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+bob.pw)
-	var wout syncBuffer
+	var wout relayproc.SyncBuffer
 	watch.Stdout = &wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
@@ -418,38 +371,4 @@ func TestChatAndWatchEndToEnd(t *testing.T) {
 	if got := alice.history("bob"); !equal(got, []string{"me: first line", "me: second line", "bob: while watching"}) {
 		t.Fatalf("alice history %q", got)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// grepTree lists files under dir that contain marker.
-func grepTree(t *testing.T, dir string, marker []byte) []string {
-	t.Helper()
-	var hits []string
-	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err == nil && bytes.Contains(data, marker) {
-			hits = append(hits, path)
-		}
-		return nil
-	})
-	return hits
 }

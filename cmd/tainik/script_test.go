@@ -17,9 +17,6 @@ func TestMain(m *testing.M) {
 // TestScripts runs testdata/script/*.txtar, each with its own relay
 // process, whose address is in $RELAY.
 func TestScripts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("scripts run a relay process")
-	}
 	relayd := filepath.Join(t.TempDir(), "tainikd")
 	if out, err := exec.Command("go", "build", "-o", relayd, "../tainikd").CombinedOutput(); err != nil {
 		t.Fatalf("go build tainikd: %v\n%s", err, out)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relayproc"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 )
@@ -19,14 +20,11 @@ import (
 // that every acknowledged send is delivered, none after its
 // acknowledgement, and that every reader sees the same group log.
 func TestCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a relay process")
-	}
-	bin := buildRelay(t)
+	bin := relayproc.Build(t, ".", "tainikd")
 	dir := t.TempDir()
-	listen := freePort(t)
-	p := startProc(t, bin, dir, listen)
-	addr := p.addr
+	listen := relayproc.FreeAddr(t)
+	p := relayproc.Start(t, bin, dir, listen)
+	addr := p.Addr
 	ctx := testContext(t, 2*time.Minute)
 
 	dial := func() *client.Client {
@@ -133,10 +131,10 @@ func TestCrash(t *testing.T) {
 	for k := range kills {
 		// Let the load run, then kill at a random moment.
 		time.Sleep(time.Duration(300+mrand.IntN(500)) * time.Millisecond)
-		p.kill()
-		p = startProc(t, bin, dir, listen)
-		if p.addr != addr {
-			t.Fatalf("restart %d: address changed to %s", k, p.addr)
+		p.Kill()
+		p = relayproc.Start(t, bin, dir, listen)
+		if p.Addr != addr {
+			t.Fatalf("restart %d: address changed to %s", k, p.Addr)
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -169,7 +167,7 @@ func TestCrash(t *testing.T) {
 	checkSameLog(t, orders, appended)
 	t.Logf("%d sends acknowledged, %d delivered, %d log entries (%d acknowledged appends), %d kills",
 		len(ackedSend), len(delivered), len(orders[0]), len(appended), kills)
-	if err := p.stop(t); err != nil {
+	if err := p.Stop(t); err != nil {
 		t.Errorf("relay exited with %v after SIGTERM", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relayproc"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 )
@@ -34,12 +35,9 @@ func seal(t *testing.T, key, plaintext []byte) []byte {
 // appears in the relay's files or logs. It proves the relay adds no
 // plaintext of its own: what it stores is what the client encrypted.
 func TestPrivacy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a relay process")
-	}
-	bin := buildRelay(t)
+	bin := relayproc.Build(t, ".", "tainikd")
 	dir := t.TempDir()
-	p := startProc(t, bin, dir, "127.0.0.1:0", "-log-level", "debug")
+	p := relayproc.Start(t, bin, dir, "127.0.0.1:0", "-log-level", "debug")
 	ctx := testContext(t, time.Minute)
 
 	markers := map[string][]byte{
@@ -57,7 +55,7 @@ func TestPrivacy(t *testing.T) {
 	h.Set("User-Agent", "tainik-test/"+string(markers["user agent"]))
 	h.Set("X-Client-Note", string(markers["header"]))
 	h.Set("Sec-WebSocket-Extensions", string(markers["subprotocol"]))
-	c, err := client.Dial(ctx, p.addr, client.Options{Header: h})
+	c, err := client.Dial(ctx, p.Addr, client.Options{Header: h})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,15 +106,15 @@ func TestPrivacy(t *testing.T) {
 	c.Append(ctx, l, markers["log"])
 
 	c.Close()
-	if err := p.stop(t); err != nil {
+	if err := p.Stop(t); err != nil {
 		t.Fatalf("relay exit: %v", err)
 	}
-	logs := []byte(p.stderr.String())
+	logs := []byte(p.Stderr.String())
 	if len(logs) == 0 {
 		t.Fatal("no logs captured")
 	}
 	for name, m := range markers {
-		if hits := grepTree(t, dir, m); len(hits) > 0 {
+		if hits := relayproc.GrepTree(dir, m); len(hits) > 0 {
 			t.Errorf("%s marker found in %v", name, hits)
 		}
 		if bytes.Contains(logs, m) {
@@ -126,7 +124,7 @@ func TestPrivacy(t *testing.T) {
 	if bytes.Contains(logs, []byte("127.0.0.1")) {
 		t.Errorf("client address in the logs:\n%s", logs)
 	}
-	if hits := grepTree(t, dir, control); len(hits) == 0 {
+	if hits := relayproc.GrepTree(dir, control); len(hits) == 0 {
 		t.Fatal("control plaintext not found: the search does not work")
 	}
 }

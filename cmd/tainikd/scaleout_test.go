@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relayproc"
 	"github.com/tainik/tainik/internal/servicetest"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
@@ -28,17 +29,14 @@ import (
 // log, and of two commits for one epoch sent through two nodes at once
 // exactly one must win.
 func TestScaleOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs three relay processes")
-	}
 	dbURL := servicetest.Postgres(t)
 	natsURL, prefix := servicetest.NATS(t)
-	bin := buildRelay(t)
+	bin := relayproc.Build(t, ".", "tainikd")
 	ctx := testContext(t, 90*time.Second)
 
 	blobs := t.TempDir() // shared by the nodes, as an NFS mount would be
 	args := []string{"-store", "postgres", "-postgres", dbURL, "-nats", natsURL, "-nats-prefix", prefix, "-blobs", blobs, "-log-level", "warn"}
-	var nodes [3]*relayProc
+	var nodes [3]*relayproc.Proc
 	var hostPorts, dirs [3]string
 	for i := range nodes {
 		dir := t.TempDir()
@@ -53,16 +51,16 @@ func TestScaleOut(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		nodes[i] = startProc(t, bin, dir, "127.0.0.1:0", append(args, "-node-id", fmt.Sprint(i))...)
-		a, err := relay.ParseAddress(nodes[i].addr)
+		nodes[i] = relayproc.Start(t, bin, dir, "127.0.0.1:0", append(args, "-node-id", fmt.Sprint(i))...)
+		a, err := relay.ParseAddress(nodes[i].Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		hostPorts[i] = a.HostPort
 	}
 	for i := 1; i < 3; i++ {
-		a, _ := relay.ParseAddress(nodes[i].addr)
-		b, _ := relay.ParseAddress(nodes[0].addr)
+		a, _ := relay.ParseAddress(nodes[i].Addr)
+		b, _ := relay.ParseAddress(nodes[0].Addr)
 		if a.Fingerprint != b.Fingerprint {
 			t.Fatalf("node %d has fingerprint %s, node 0 %s", i, a.Fingerprint, b.Fingerprint)
 		}
@@ -85,7 +83,7 @@ func TestScaleOut(t *testing.T) {
 				return nil, err
 			},
 		}
-		c, err := client.Dial(ctx, nodes[i].addr, opts)
+		c, err := client.Dial(ctx, nodes[i].Addr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +227,7 @@ func TestScaleOut(t *testing.T) {
 		}
 	}
 	waitFor("load before the kill", func() bool { return count() >= 300 })
-	nodes[2].kill()
+	nodes[2].Kill()
 	before := count()
 	waitFor("load after the kill", func() bool { return count() >= before+300 })
 	stopWork()
@@ -267,7 +265,7 @@ func TestScaleOut(t *testing.T) {
 	t.Logf("%d sends acknowledged (%d before the kill), %d delivered, %d log entries (%d acknowledged appends)",
 		len(ackedSend), before, len(delivered), len(orders[0]), len(appended))
 	for i := range 2 {
-		if err := nodes[i].stop(t); err != nil {
+		if err := nodes[i].Stop(t); err != nil {
 			t.Errorf("node %d exited with %v after SIGTERM", i, err)
 		}
 	}
