@@ -114,12 +114,6 @@ func (cs CipherSuite) NewSignaturePrivateKey(data []byte) (*SignaturePrivateKey,
 		return &SignaturePrivateKey{scheme: Ed448, ed448: priv, pub: priv.Public().(ed448.PublicKey)}, nil
 	}
 	curve, _ := ecdsaCurve(p.sig)
-	// Some implementations write the scalar without its leading zero bytes
-	// (the official message-protection vector does for P-521); it is a
-	// big-endian integer, so restore the field size before parsing.
-	if size := (curve.Params().BitSize + 7) / 8; len(data) < size && len(data) > 0 {
-		data = append(make([]byte, size-len(data)), data...)
-	}
 	priv, err := ecdsa.ParseRawPrivateKey(curve, data)
 	if err != nil {
 		return nil, fmt.Errorf("mls: invalid %v private key: %w", cs, err)

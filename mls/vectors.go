@@ -151,3 +151,17 @@ func vectorSuite(cs CipherSuite) (CipherSuite, error) {
 	}
 	return cs, nil
 }
+
+// p521Scalar restores the fixed 66-byte encoding of a P-521 private key
+// that some vector files write without its leading zero byte (65 bytes);
+// RFC 9180, Section 7.1.2 fixes the length, and this package requires it.
+// Keys of other suites are returned unchanged.
+func p521Scalar(cs CipherSuite, k hexBytes) hexBytes {
+	if cs != MLS_256_DHKEMP521_AES256GCM_SHA512_P521 {
+		return k
+	}
+	for len(k) < 66 {
+		k = append(hexBytes{0}, k...)
+	}
+	return k
+}

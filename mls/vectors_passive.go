@@ -55,15 +55,8 @@ func checkPassiveClientVector(raw json.RawMessage) error {
 	if wMsg.Welcome == nil {
 		return errors.New("welcome is not an mls_welcome")
 	}
-	// Some vectors of suite 5 encode P-521 scalars without their leading
-	// zero byte (65 bytes, not the 66 of RFC 9180, Section 7.1.2); restore
-	// the fixed-length encoding.
-	if cs == MLS_256_DHKEMP521_AES256GCM_SHA512_P521 {
-		for _, k := range []*hexBytes{&v.SignaturePriv, &v.EncryptionPriv, &v.InitPriv} {
-			for len(*k) < 66 {
-				*k = append(hexBytes{0}, *k...)
-			}
-		}
+	for _, k := range []*hexBytes{&v.SignaturePriv, &v.EncryptionPriv, &v.InitPriv} {
+		*k = p521Scalar(cs, *k)
 	}
 	sigKey, err := cs.NewSignaturePrivateKey(v.SignaturePriv)
 	if err != nil {

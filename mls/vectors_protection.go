@@ -79,7 +79,7 @@ func checkMessageProtectionVector(raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	sk, err := cs.NewSignaturePrivateKey(v.SignaturePriv)
+	sk, err := cs.NewSignaturePrivateKey(p521Scalar(cs, v.SignaturePriv))
 	if err != nil {
 		return err
 	}
