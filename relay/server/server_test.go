@@ -402,7 +402,10 @@ func TestReconnectResubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go srv.Serve(ln)
 	addr := srv.Address(ln.Addr()).String()
 	ctx := testCtx(t)
@@ -423,9 +426,17 @@ func TestReconnectResubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln2, err := net.Listen("tcp", ln.Addr().String())
-	if err != nil {
-		t.Skipf("port taken after restart: %v", err)
+	// The client must find the relay again on the same address; the port
+	// may take a moment to be free after the shutdown.
+	var ln2 net.Listener
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ln2, err = net.Listen("tcp", ln.Addr().String()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cannot listen on %s again after the shutdown: %v", ln.Addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond) // retry interval
 	}
 	go srv2.Serve(ln2)
 	defer func() {
