@@ -57,14 +57,14 @@ func runIdle(cfg config) error {
 		fmt.Printf("open-file limit is %d (hard %d): running %d connections instead of %d\n", lim.Cur, lim.Max, max, cfg.idle)
 		cfg.idle = max
 	}
-	addr, pid := cfg.addr, cfg.relayPID
+	addr, pid, debug := cfg.addr, cfg.relayPID, ""
 	if addr == "" {
 		p, err := startRelay(cfg)
 		if err != nil {
 			return err
 		}
 		defer p.stop()
-		addr, pid = p.addr, p.cmd.Process.Pid
+		addr, pid, debug = p.addr, p.cmd.Process.Pid, p.debug
 	}
 	a, err := relay.ParseAddress(addr)
 	if err != nil {
@@ -88,6 +88,13 @@ func runIdle(cfg config) error {
 	defer cancel()
 
 	time.Sleep(500 * time.Millisecond)
+	var heap0, stack0 int64
+	if debug != "" {
+		heap0, stack0, err = liveHeap(debug)
+		if err != nil {
+			return err
+		}
+	}
 	base := rss(pid)
 	m0 := scrape(hc, a.HostPort)
 	conns := make([]*websocket.Conn, cfg.idle)
@@ -121,8 +128,9 @@ func runIdle(cfg config) error {
 	}
 	wg.Wait()
 	setup := time.Since(t0)
-	// Let the relay settle (GC) before measuring.
-	time.Sleep(3 * time.Second)
+	// Let the relay park the connections and settle (GC) before
+	// measuring.
+	time.Sleep(cfg.idleAfter + 3*time.Second)
 	after := rss(pid)
 	m1 := scrape(hc, a.HostPort)
 	open := int64(cfg.idle) - failed.Load()
@@ -134,6 +142,14 @@ func runIdle(cfg config) error {
 			(m1["tainik_relay_heap_inuse_bytes"]-m0["tainik_relay_heap_inuse_bytes"])/float64(open)/1000,
 			(m1["tainik_relay_stack_inuse_bytes"]-m0["tainik_relay_stack_inuse_bytes"])/float64(open)/1000,
 			(m1["tainik_relay_goroutines"]-m0["tainik_relay_goroutines"])/float64(open))
+	}
+	if debug != "" && open > 0 {
+		heap1, stack1, err := liveHeap(debug)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("after a collection: live heap %.2f KB and stacks %.2f KB per idle connection; relay RSS then %.1f MiB\n",
+			float64(heap1-heap0)/float64(open)/1000, float64(stack1-stack0)/float64(open)/1000, float64(rss(pid))/(1<<20))
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -25,6 +25,9 @@ type config struct {
 	addr       string
 	tainikd    string
 	senders    int
+	window     int
+	ackDelay   time.Duration
+	idleAfter  time.Duration
 	recipients int
 	size       int
 	duration   time.Duration
@@ -42,6 +45,9 @@ func main() {
 	flag.StringVar(&cfg.addr, "addr", "", "relay address (tainik://...); empty starts a relay")
 	flag.StringVar(&cfg.tainikd, "tainikd", "", "tainikd binary to start; empty builds ./cmd/tainikd")
 	flag.IntVar(&cfg.senders, "senders", 1000, "sending connections")
+	flag.DurationVar(&cfg.ackDelay, "ack-delay", 20*time.Millisecond, "how long a recipient gathers message ids before one signed acknowledgement")
+	flag.IntVar(&cfg.window, "window", 1, "sends each sender keeps in flight (pipelined on its one connection)")
+	flag.DurationVar(&cfg.idleAfter, "idle-after", 10*time.Second, "the started relay's -idle-after; idle mode waits this long (plus 3 s) before measuring")
 	flag.IntVar(&cfg.recipients, "recipients", 100, "receiving connections (one queue each)")
 	flag.IntVar(&cfg.size, "size", 512, "message content size in bytes (padded to the next bucket)")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measuring time")

@@ -95,34 +95,37 @@ func runQueues(cfg config) error {
 	var wg sync.WaitGroup
 	for _, r := range recipients {
 		wg.Add(1)
-		// Acknowledge in batches: a few ackers each take every id
-		// waiting and send one signed QueueAck for them.
+		// Acknowledge in batches, as a client does: one signed QueueAck
+		// for every id received within -ack-delay (at most MaxAck).
 		ids := make(chan relay.MsgID, 8192)
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					var batch []relay.MsgID
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var batch []relay.MsgID
+				select {
+				case id := <-ids:
+					batch = append(batch, id)
+				case <-work.Done():
+					return
+				}
+				deadline := time.NewTimer(cfg.ackDelay)
+			more:
+				for len(batch) < relay.MaxAck {
 					select {
 					case id := <-ids:
 						batch = append(batch, id)
+					case <-deadline.C:
+						break more
 					case <-work.Done():
+						deadline.Stop()
 						return
 					}
-				more:
-					for len(batch) < relay.MaxAck {
-						select {
-						case id := <-ids:
-							batch = append(batch, id)
-						default:
-							break more
-						}
-					}
-					r.c.Ack(work, r.q, batch...)
 				}
-			}()
-		}
+				deadline.Stop()
+				go r.c.Ack(work, r.q, batch...)
+			}
+		}()
 		go func() {
 			defer wg.Done()
 			for {
@@ -150,48 +153,54 @@ func runQueues(cfg config) error {
 			}
 		}()
 	}
-	// In latency mode each sender sends at rate/senders per second.
+	// In latency mode each of the senders×window streams sends at
+	// rate/(senders×window) per second.
+	streams := len(senders) * cfg.window
 	var interval time.Duration
 	if cfg.mode == "latency" {
-		interval = time.Duration(float64(time.Second) * float64(cfg.senders) / float64(cfg.rate))
+		interval = time.Duration(float64(time.Second) * float64(streams) / float64(cfg.rate))
 	}
 	for i, c := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := recipients[i%len(recipients)]
-			content := make([]byte, cfg.size)
-			rand.Read(content)
-			next := time.Now().Add(time.Duration(i) * interval / time.Duration(len(senders)))
-			for n := 0; work.Err() == nil; n++ {
-				if interval > 0 {
-					if d := time.Until(next); d > 0 {
-						select {
-						case <-time.After(d):
-						case <-work.Done():
-							return
+		for w := range cfg.window {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := recipients[i%len(recipients)]
+				content := make([]byte, cfg.size)
+				rand.Read(content)
+				stream := i*cfg.window + w
+				next := time.Now().Add(time.Duration(stream) * interval / time.Duration(streams))
+				for n := 0; work.Err() == nil; n++ {
+					if interval > 0 {
+						if d := time.Until(next); d > 0 {
+							select {
+							case <-time.After(d):
+							case <-work.Done():
+								return
+							}
 						}
+						next = next.Add(interval)
 					}
-					next = next.Add(interval)
-				}
-				var id relay.MsgID
-				binary.BigEndian.PutUint32(id[:], uint32(i))
-				binary.BigEndian.PutUint64(id[4:], uint64(n))
-				start := time.Now()
-				binary.BigEndian.PutUint64(content, uint64(start.UnixNano()))
-				err := c.Send(work, r.q.SenderID, id, content, nil)
-				if err != nil {
-					if !errors.Is(err, context.Canceled) {
-						failed.Add(1)
+					var id relay.MsgID
+					binary.BigEndian.PutUint32(id[:], uint32(i))
+					binary.BigEndian.PutUint32(id[4:], uint32(w))
+					binary.BigEndian.PutUint64(id[8:], uint64(n))
+					start := time.Now()
+					binary.BigEndian.PutUint64(content, uint64(start.UnixNano()))
+					err := c.Send(work, r.q.SenderID, id, content, nil)
+					if err != nil {
+						if !errors.Is(err, context.Canceled) {
+							failed.Add(1)
+						}
+						continue
 					}
-					continue
+					if measuring.Load() {
+						sent.Add(1)
+						sendLat.add(time.Since(start))
+					}
 				}
-				if measuring.Load() {
-					sent.Add(1)
-					sendLat.add(time.Since(start))
-				}
-			}
-		}()
+			}()
+		}
 	}
 	// Warm up, then measure.
 	time.Sleep(2 * time.Second)
@@ -207,7 +216,7 @@ func runQueues(cfg config) error {
 
 	s50, s99, _ := sendLat.quantiles()
 	e50, e99, en := e2e.quantiles()
-	fmt.Printf("mode=%s senders=%d recipients=%d size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.recipients, cfg.size, elapsed.Round(time.Millisecond))
+	fmt.Printf("mode=%s senders=%d window=%d recipients=%d size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.window, cfg.recipients, cfg.size, elapsed.Round(time.Millisecond))
 	if cfg.mode == "latency" {
 		fmt.Printf("target rate: %d msg/s\n", cfg.rate)
 	}

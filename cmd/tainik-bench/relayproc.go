@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +18,10 @@ import (
 
 // relayProc is a tainikd started by the bench.
 type relayProc struct {
-	cmd  *exec.Cmd
-	addr string
-	dir  string
+	cmd   *exec.Cmd
+	addr  string
+	dir   string
+	debug string // host:port of the relay's /debug/pprof/
 }
 
 func startRelay(cfg config) (*relayProc, error) {
@@ -34,7 +38,16 @@ func startRelay(cfg config) (*relayProc, error) {
 		}
 	}
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data", filepath.Join(dir, "data"), "-log-level", "warn",
-		"-max-queue-messages", "1000000")
+		"-max-queue-messages", "1000000", "-idle-after", cfg.idleAfter.String())
+	// A free port for the relay's profiling endpoints, which idle mode
+	// reads to measure the live heap after a collection.
+	dl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	debug := dl.Addr().String()
+	dl.Close()
+	cmd.Args = append(cmd.Args, "-debug-listen", debug)
 	if cfg.cpuProfile != "" {
 		cmd.Args = append(cmd.Args, "-cpuprofile", cfg.cpuProfile)
 	}
@@ -60,7 +73,7 @@ func startRelay(cfg config) (*relayProc, error) {
 			cmd.Process.Kill()
 			return nil, fmt.Errorf("relay printed %q", l)
 		}
-		return &relayProc{cmd: cmd, addr: l, dir: dir}, nil
+		return &relayProc{cmd: cmd, addr: l, dir: dir, debug: debug}, nil
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		return nil, errors.New("relay did not start")
@@ -106,4 +119,35 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// liveHeap makes the relay collect garbage twice (the second time frees
+// what buffer pools let go of in the first) and returns its live heap and
+// goroutine-stack bytes, from /debug/pprof/heap.
+func liveHeap(debug string) (heap, stack int64, err error) {
+	if resp, err := http.Get("http://" + debug + "/debug/pprof/heap?gc=1"); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := http.Get("http://" + debug + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "# HeapAlloc = "); ok {
+			heap, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "# StackInuse = "); ok {
+			stack, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if heap == 0 {
+		return 0, 0, errors.New("no HeapAlloc in the relay's heap profile")
+	}
+	return heap, stack, nil
 }

@@ -13,8 +13,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -36,11 +39,29 @@ func main() {
 	flag.IntVar(&cfg.MaxQueueMessages, "max-queue-messages", 0, "messages a queue holds at most (default 10000)")
 	flag.Float64Var(&cfg.ContactRate, "contact-rate", 0, "sends per second per contact address (default 1)")
 	flag.IntVar(&cfg.ContactBurst, "contact-burst", 0, "burst of sends per contact address (default 20)")
+	flag.DurationVar(&cfg.IdleAfter, "idle-after", 0, "quiet time after which a connection's reader and buffer are released until it sends again (default 10s)")
 	logLevel := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	drain := flag.Duration("drain-timeout", 10*time.Second, "how long SIGTERM waits for requests in flight")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown")
+	debugListen := flag.String("debug-listen", "", "serve Go's profiling endpoints (/debug/pprof/) on this address; keep it on localhost")
 	flag.Parse()
 
+	if *debugListen != "" {
+		// Sample every 4 KiB allocated (default 512 KiB), so that heap
+		// profiles of many small per-connection objects are exact enough.
+		runtime.MemProfileRate = 4096
+		// A separate listener and mux, so profiling never shares the
+		// relay's public port.
+		dln, err := net.Listen("tcp", *debugListen)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tainikd: -debug-listen:", err)
+			os.Exit(1)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		go http.Serve(dln, mux)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

@@ -18,9 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/ws"
 )
 
 // ErrDisconnected is returned for requests in flight when the connection
@@ -48,20 +47,31 @@ type Options struct {
 type Client struct {
 	addr   relay.Address
 	opts   Options
-	http   *http.Client
+	tls    *tls.Config
 	pushes chan relay.Message
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu        sync.Mutex
-	ws        *websocket.Conn // nil while disconnected
+	ws        *ws.Conn // nil while disconnected
 	nonce     [relay.NonceSize]byte
 	connected chan struct{} // closed when ws is set
 	nextID    uint32
 	pending   map[uint32]chan result
 	queueSubs map[relay.ID]Queue
 	logSubs   map[relay.ID]*logSub
+	wr        *frameWriter // ws's writer
+}
+
+// frameWriter writes one connection's requests. The request that finds
+// no write in progress writes every waiting frame at once, so concurrent
+// requests share TLS records and system calls.
+type frameWriter struct {
+	w      *ws.Conn
+	mu     sync.Mutex
+	queue  [][]byte
+	active bool
 }
 
 type result struct {
@@ -100,11 +110,13 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 			return nil
 		}
 	}
-	tr := &http.Transport{TLSClientConfig: tlsConfig, DialContext: opts.DialContext, ForceAttemptHTTP2: false}
+	if opts.DialContext == nil {
+		opts.DialContext = (&net.Dialer{}).DialContext
+	}
 	c := &Client{
 		addr:      a,
 		opts:      opts,
-		http:      &http.Client{Transport: tr},
+		tls:       tlsConfig,
 		pushes:    make(chan relay.Message, opts.PushBuffer),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
@@ -131,50 +143,80 @@ func (c *Client) Pushes() <-chan relay.Message { return c.pushes }
 func (c *Client) Close() error {
 	c.cancel()
 	c.mu.Lock()
-	ws := c.ws
+	w := c.ws
 	c.mu.Unlock()
-	if ws != nil {
-		ws.Close(websocket.StatusNormalClosure, "")
+	if w != nil {
+		w.Close(ws.StatusNormal, "")
 	}
 	<-c.done
 	return nil
 }
 
-func (c *Client) connect(ctx context.Context) (*websocket.Conn, [relay.NonceSize]byte, error) {
+func (c *Client) connect(ctx context.Context) (*ws.Conn, [relay.NonceSize]byte, error) {
 	var nonce [relay.NonceSize]byte
-	ws, _, err := websocket.Dial(ctx, "wss://"+c.addr.HostPort+relay.Path, &websocket.DialOptions{
-		HTTPClient:      c.http,
-		HTTPHeader:      c.opts.Header,
-		Subprotocols:    []string{relay.Subprotocol},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	w, err := c.dial(ctx)
 	if err != nil {
 		return nil, nonce, fmt.Errorf("relay: connecting to %s: %w", c.addr.HostPort, err)
 	}
-	ws.SetReadLimit(relay.MaxResponseSize)
-	_, frame, err := ws.Read(ctx)
+	stop := context.AfterFunc(ctx, func() { w.NetConn().SetReadDeadline(time.Unix(1, 0)) })
+	frame, err := w.ReadMessage()
+	stop()
+	w.NetConn().SetReadDeadline(time.Time{})
 	if err != nil {
-		ws.CloseNow()
+		w.CloseNow()
 		return nil, nonce, fmt.Errorf("relay: reading hello: %w", err)
 	}
 	_, m, err := relay.Decode(frame)
 	hello, ok := m.(*relay.Hello)
 	if err != nil || !ok {
-		ws.CloseNow()
+		w.CloseNow()
 		return nil, nonce, errors.New("relay: relay did not say hello")
 	}
-	return ws, hello.Nonce, nil
+	return w, hello.Nonce, nil
 }
 
-func (c *Client) setConn(ws *websocket.Conn, nonce [relay.NonceSize]byte) {
+// dial opens TCP, TLS and the WebSocket; the connection's deadline
+// follows ctx until the relay's Hello is read.
+func (c *Client) dial(ctx context.Context) (*ws.Conn, error) {
+	raw, err := c.opts.DialContext(ctx, "tcp", c.addr.HostPort)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	cfg := c.tls.Clone()
+	if host, _, err := net.SplitHostPort(c.addr.HostPort); err == nil {
+		cfg.ServerName = host
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	w, err := ws.Client(tc, c.addr.HostPort, relay.Path, relay.Subprotocol, c.opts.Header, relay.MaxResponseSize)
+	if err != nil {
+		raw.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	raw.SetWriteDeadline(time.Time{})
+	return w, nil
+}
+
+func (c *Client) setConn(ws *ws.Conn, nonce [relay.NonceSize]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ws, c.nonce = ws, nonce
+	c.ws, c.nonce, c.wr = ws, nonce, &frameWriter{w: ws}
 	close(c.connected)
 }
 
 // run reads frames and reconnects when the connection drops.
-func (c *Client) run(ws *websocket.Conn) {
+func (c *Client) run(ws *ws.Conn) {
 	defer close(c.done)
 	for {
 		c.readLoop(ws)
@@ -214,9 +256,11 @@ func (c *Client) run(ws *websocket.Conn) {
 	}
 }
 
-func (c *Client) readLoop(ws *websocket.Conn) {
+func (c *Client) readLoop(ws *ws.Conn) {
+	stop := context.AfterFunc(c.ctx, func() { ws.CloseNow() })
+	defer stop()
 	for {
-		_, frame, err := ws.Read(c.ctx)
+		frame, err := ws.ReadMessage()
 		if err != nil {
 			return
 		}
@@ -303,7 +347,7 @@ func (c *Client) resubscribe() {
 func (c *Client) do(ctx context.Context, build func(nonce []byte) relay.Message) (relay.Message, error) {
 	for {
 		c.mu.Lock()
-		ws, nonce, connected := c.ws, c.nonce, c.connected
+		ws, wr, nonce, connected := c.ws, c.wr, c.nonce, c.connected
 		c.mu.Unlock()
 		if ws == nil {
 			select {
@@ -329,7 +373,7 @@ func (c *Client) do(ctx context.Context, build func(nonce []byte) relay.Message)
 		c.pending[id] = ch
 		c.mu.Unlock()
 		frame := relay.Encode(id, build(nonce[:]))
-		if err := ws.Write(ctx, websocket.MessageBinary, frame); err != nil {
+		if err := wr.write(frame); err != nil {
 			c.mu.Lock()
 			delete(c.pending, id)
 			c.mu.Unlock()
@@ -348,6 +392,36 @@ func (c *Client) do(ctx context.Context, build func(nonce []byte) relay.Message)
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// write queues frame and, unless another request is writing already,
+// writes every queued frame in one go. A frame queued behind a write that
+// fails is answered through its pending entry when the read loop sees the
+// connection drop.
+func (fw *frameWriter) write(frame []byte) error {
+	fw.mu.Lock()
+	fw.queue = append(fw.queue, frame)
+	if fw.active {
+		fw.mu.Unlock()
+		return nil
+	}
+	fw.active = true
+	var batch [][]byte
+	var err error
+	for len(fw.queue) > 0 && err == nil {
+		batch, fw.queue = fw.queue, batch[:0]
+		fw.mu.Unlock()
+		err = fw.w.WriteMessages(time.Now().Add(relay.WriteTimeout), batch...)
+		clear(batch)
+		fw.mu.Lock()
+	}
+	fw.queue = nil
+	fw.active = false
+	fw.mu.Unlock()
+	if err != nil {
+		fw.w.CloseNow()
+	}
+	return err
 }
 
 func expect[T relay.Message](m relay.Message, err error) (T, error) {

@@ -4,45 +4,56 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/ws"
 )
 
 // conn is one client connection. A read loop decodes frames and hands each
 // request to its own goroutine (at most MaxInFlight), so requests pipeline
-// and concurrent writes share a flush; a write loop sends frames from a
-// bounded buffer with a deadline, so a client that does not read is closed
-// instead of holding memory or slowing others.
+// and concurrent writes share a flush. Frames to the client go through a
+// bounded queue to a writer goroutine that runs only while frames wait and
+// writes all waiting frames at once, with a deadline, so a client that
+// does not read is closed instead of holding memory or slowing others.
+//
+// When a connection has been quiet for IdleAfter, its read loop ends and
+// the server's poller watches the socket instead: an idle connection then
+// holds no goroutine and no buffer.
 type conn struct {
 	s      *Server
-	ws     *websocket.Conn
+	ws     *ws.Conn
+	fd     int // the socket, for the poller; -1 if unknown
 	nonce  [relay.NonceSize]byte
-	out    chan []byte
 	ctx    context.Context
 	cancel context.CancelFunc
-	sem    chan struct{}
-	// writing is set while a writeLoop goroutine runs.
-	writing atomic.Bool
+	sem    chan struct{} // requests in flight
+	slots  chan struct{} // frames queued or being written
 
-	// mu guards the subscription maps. Lock order: hub.mu before conn.mu.
+	wmu     sync.Mutex
+	pending [][]byte // frames for the writer
+	writing bool     // a writer goroutine runs
+
+	// token names the connection in the poller while parked; guarded
+	// by the poller's lock.
+	token uint32
+
+	// mu guards the subscription maps (nil until the first
+	// subscription). Lock order: hub.mu before conn.mu.
 	mu        sync.Mutex
 	queueSubs map[relay.ID]*queueSub
 	logSubs   map[relay.ID]*logSub
 }
 
-func newConn(s *Server, ws *websocket.Conn) *conn {
+func newConn(s *Server, w *ws.Conn) *conn {
 	c := &conn{
-		s:         s,
-		ws:        ws,
-		out:       make(chan []byte, s.cfg.OutboundFrames),
-		sem:       make(chan struct{}, s.cfg.MaxInFlight),
-		queueSubs: make(map[relay.ID]*queueSub),
-		logSubs:   make(map[relay.ID]*logSub),
+		s:     s,
+		ws:    w,
+		fd:    socketFD(w.NetConn()),
+		sem:   make(chan struct{}, s.cfg.MaxInFlight),
+		slots: make(chan struct{}, s.cfg.OutboundFrames),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	rand.Read(c.nonce[:])
@@ -50,60 +61,88 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 }
 
 func (c *conn) serve() {
-	defer c.cleanup()
 	c.send(relay.Encode(0, &relay.Hello{Nonce: c.nonce}))
+	c.readLoop()
+}
+
+// readLoop reads requests until the connection fails or goes quiet; a
+// quiet connection is handed to the poller, which starts readLoop again
+// when the client sends.
+func (c *conn) readLoop() {
 	for {
-		typ, frame, err := c.ws.Read(c.ctx)
+		idle, err := c.ws.WaitIdle(c.s.cfg.IdleAfter)
 		if err != nil {
+			c.cleanup()
 			return
 		}
-		if typ != websocket.MessageBinary {
-			c.ws.Close(websocket.StatusUnsupportedData, "binary frames only")
-			return
-		}
-		c.s.metrics.requests.Add(1)
-		id, m, err := relay.Decode(frame)
-		if err != nil {
-			var re *relay.Error
-			errors.As(err, &re)
-			if re.Code == relay.CodeUnknownCommand {
-				c.sendError(id, re)
-				continue
-			}
-			// The stream can no longer be trusted: answer directly, then
-			// close.
-			c.s.metrics.countError(re.Code)
-			ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-			c.ws.Write(ctx, websocket.MessageBinary, relay.Encode(id, relay.ErrorFrameFor(re)))
-			cancel()
-			c.ws.Close(websocket.StatusProtocolError, re.Message)
-			return
-		}
-		if !isRequest(m.Type()) {
-			c.sendError(id, relay.Errorf(relay.CodeUnknownCommand, "not a request"))
-			continue
-		}
-		select {
-		case c.sem <- struct{}{}:
-		default:
-			c.sendError(id, relay.Errorf(relay.CodeTooManyRequests, "too many requests in flight"))
-			continue
-		}
-		if !c.s.startHandler() {
-			<-c.sem
-			c.sendError(id, relay.Errorf(relay.CodeShuttingDown, "relay is shutting down"))
-			continue
-		}
-		go func() {
-			defer func() { <-c.sem; c.s.handlers.Done() }()
-			resp, err := c.handle(m)
-			if err != nil {
-				c.sendError(id, errorFor(err))
+		if idle {
+			if c.s.poller.park(c) {
 				return
 			}
-			c.send(relay.Encode(id, resp))
-		}()
+			continue
+		}
+		// A started frame must be finished within ReadTimeout, so a
+		// client cannot hold a goroutine and a buffer by trickling.
+		c.ws.NetConn().SetReadDeadline(time.Now().Add(c.s.cfg.ReadTimeout))
+		frame, err := c.ws.ReadMessage()
+		if err != nil {
+			var pe *ws.ProtocolError
+			if errors.As(err, &pe) {
+				c.ws.Close(pe.Code, pe.Message)
+			}
+			c.cleanup()
+			return
+		}
+		if !c.request(frame) {
+			c.cleanup()
+			return
+		}
 	}
+}
+
+// request starts one request; false if the connection must close.
+func (c *conn) request(frame []byte) bool {
+	c.s.metrics.requests.Add(1)
+	id, m, err := relay.Decode(frame)
+	if err != nil {
+		var re *relay.Error
+		errors.As(err, &re)
+		if re.Code == relay.CodeUnknownCommand {
+			c.sendError(id, re)
+			return true
+		}
+		// The stream can no longer be trusted: answer directly, then
+		// close.
+		c.s.metrics.countError(re.Code)
+		c.ws.WriteMessages(time.Now().Add(time.Second), relay.Encode(id, relay.ErrorFrameFor(re)))
+		c.ws.Close(ws.StatusProtocolError, re.Message)
+		return false
+	}
+	if !isRequest(m.Type()) {
+		c.sendError(id, relay.Errorf(relay.CodeUnknownCommand, "not a request"))
+		return true
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		c.sendError(id, relay.Errorf(relay.CodeTooManyRequests, "too many requests in flight"))
+		return true
+	}
+	if !c.s.startHandler() {
+		<-c.sem
+		c.sendError(id, relay.Errorf(relay.CodeShuttingDown, "relay is shutting down"))
+		return true
+	}
+	go func() {
+		defer func() { <-c.sem; c.s.handlers.Done() }()
+		resp, err := c.handle(m)
+		if err != nil {
+			c.sendError(id, errorFor(err))
+			return
+		}
+		c.send(relay.Encode(id, resp))
+	}()
+	return true
 }
 
 // startHandler registers a request with the drain wait group unless the
@@ -137,67 +176,86 @@ func (c *conn) sendError(id uint32, err error) {
 // WriteTimeout, the connection is closed.
 func (c *conn) send(frame []byte) bool {
 	select {
-	case c.out <- frame:
-		c.startWriter()
-		return true
+	case c.slots <- struct{}{}:
 	case <-c.ctx.Done():
 		return false
 	default:
+		t := time.NewTimer(c.s.cfg.WriteTimeout)
+		defer t.Stop()
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.ctx.Done():
+			return false
+		case <-t.C:
+			c.s.log.Debug("closing slow client")
+			c.s.metrics.slowClosed.Add(1)
+			c.close()
+			return false
+		}
 	}
-	t := time.NewTimer(c.s.cfg.WriteTimeout)
-	defer t.Stop()
-	select {
-	case c.out <- frame:
-		c.startWriter()
-		return true
-	case <-c.ctx.Done():
-		return false
-	case <-t.C:
-		c.s.log.Debug("closing slow client")
-		c.s.metrics.slowClosed.Add(1)
-		c.ws.CloseNow()
-		c.cancel()
-		return false
-	}
-}
-
-// startWriter makes sure a writer goroutine is draining c.out. The writer
-// exits when the buffer is empty, so an idle connection holds no writer
-// goroutine (and no stack for it).
-func (c *conn) startWriter() {
-	if c.writing.CompareAndSwap(false, true) {
+	c.wmu.Lock()
+	c.pending = append(c.pending, frame)
+	start := !c.writing
+	c.writing = true
+	c.wmu.Unlock()
+	if start {
 		go c.writeLoop()
 	}
+	return true
 }
 
+// writeLoop writes every queued frame in one go, until none is left; an
+// idle connection holds no writer goroutine (and no stack for it).
 func (c *conn) writeLoop() {
+	var batch [][]byte
 	for {
-		var f []byte
-		select {
-		case <-c.ctx.Done():
+		c.wmu.Lock()
+		if len(c.pending) == 0 {
+			c.writing = false
+			c.pending = nil
+			c.wmu.Unlock()
 			return
-		case f = <-c.out:
-		default:
-			c.writing.Store(false)
-			// A frame queued between the empty check and the Store
-			// would otherwise wait for the next send.
-			if len(c.out) == 0 || !c.writing.CompareAndSwap(false, true) {
-				return
-			}
-			continue
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageBinary, f)
-		cancel()
+		batch, c.pending = c.pending, batch[:0]
+		c.wmu.Unlock()
+		err := c.ws.WriteMessages(time.Now().Add(c.s.cfg.WriteTimeout), batch...)
+		for range batch {
+			<-c.slots
+		}
+		clear(batch)
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
 				c.s.log.Debug("closing slow client")
 				c.s.metrics.slowClosed.Add(1)
 			}
-			c.ws.CloseNow()
-			c.cancel()
+			c.close()
+			c.wmu.Lock()
+			c.writing = false
+			c.pending = nil
+			c.wmu.Unlock()
 			return
 		}
+	}
+}
+
+// close closes the connection from the relay's side. A parked connection
+// has no read loop to notice, so one is started to clean up.
+func (c *conn) close() { c.closeWith(0, "") }
+
+// closeWith closes the connection with a close frame carrying code and
+// reason (none if code is 0). A parked socket leaves the poller before it
+// is closed, so its descriptor number cannot be reused while registered.
+func (c *conn) closeWith(code int, reason string) {
+	c.cancel()
+	parked := c.s.poller.unpark(c)
+	if code != 0 {
+		c.ws.Close(code, reason)
+	} else {
+		c.ws.CloseNow()
+	}
+	if parked {
+		go c.readLoop()
 	}
 }
 
@@ -205,6 +263,14 @@ func (c *conn) cleanup() {
 	c.cancel()
 	c.ws.CloseNow()
 	c.s.hub.dropConn(c)
+	c.s.mu.Lock()
+	_, ok := c.s.conns[c]
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+	if ok {
+		c.s.metrics.connections.Add(-1)
+		c.s.log.Debug("connection closed")
+	}
 }
 
 func (c *conn) handle(m relay.Message) (relay.Message, error) {

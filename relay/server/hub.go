@@ -84,6 +84,9 @@ func (h *hub) subscribeQueue(c *conn, key, rid relay.ID, max int) error {
 	sub := &queueSub{c: c, key: key, rid: rid, kick: make(chan struct{}, 1), done: make(chan struct{}), pushed: make(map[relay.MsgID]struct{})}
 	h.queues[key] = sub
 	c.mu.Lock()
+	if c.queueSubs == nil {
+		c.queueSubs = make(map[relay.ID]*queueSub)
+	}
 	c.queueSubs[key] = sub
 	c.mu.Unlock()
 	go sub.run()
@@ -134,6 +137,9 @@ func (h *hub) subscribeLog(c *conn, id relay.ID, from uint64, max int) error {
 		h.logKeys[LogWakeKey(id)] = id
 	}
 	h.logs[id][sub] = struct{}{}
+	if c.logSubs == nil {
+		c.logSubs = make(map[relay.ID]*logSub)
+	}
 	c.logSubs[id] = sub
 	go sub.run()
 	kick(sub.kick)
@@ -159,7 +165,7 @@ func (h *hub) dropConn(c *conn) {
 		}
 		close(sub.done)
 	}
-	c.queueSubs, c.logSubs = map[relay.ID]*queueSub{}, map[relay.ID]*logSub{}
+	c.queueSubs, c.logSubs = nil, nil
 }
 
 // run pushes unacknowledged messages, at most maxUnacked at a time. Its

@@ -17,6 +17,7 @@ import (
 // enough that writing the format by hand is cheaper than a dependency.
 type metrics struct {
 	connections    atomic.Int64
+	parked         atomic.Int64
 	connectionsAll atomic.Uint64
 	requests       atomic.Uint64
 	queueMessages  atomic.Uint64
@@ -52,6 +53,7 @@ func (m *metrics) write(w io.Writer) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}
 	gauge("tainik_relay_connections", "Open WebSocket connections.", m.connections.Load())
+	gauge("tainik_relay_connections_parked", "Idle connections watched by the poller, with no read loop or buffer.", m.parked.Load())
 	gauge("tainik_relay_goroutines", "Goroutines.", int64(runtime.NumGoroutine()))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -18,12 +18,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/server/store"
+	"github.com/tainik/tainik/relay/ws"
 )
 
 // Config configures a relay. The zero value of each limit means its
@@ -59,6 +59,11 @@ type Config struct {
 	ContactBurst     int           // default 20
 	ExpireInterval   time.Duration // default 1 minute
 	WriteTimeout     time.Duration // how long a client may leave frames unread; default relay.WriteTimeout
+	ReadTimeout      time.Duration // how long a client may take to finish a frame it started; default 30 s
+	// IdleAfter is how long a connection must be quiet before it is
+	// parked: its read loop ends and its buffer is freed until the client
+	// sends again (Linux). Default 10 s.
+	IdleAfter time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -72,6 +77,8 @@ func (c *Config) setDefaults() {
 	def(&c.BlobTTL, 7*24*time.Hour)
 	def(&c.ExpireInterval, time.Minute)
 	def(&c.WriteTimeout, relay.WriteTimeout)
+	def(&c.ReadTimeout, 30*time.Second)
+	def(&c.IdleAfter, 10*time.Second)
 	if c.MaxBlobSize == 0 {
 		c.MaxBlobSize = 64 << 20
 	}
@@ -114,6 +121,7 @@ type Server struct {
 	// mu guards conns and draining. Lock order: Server.mu before conn.mu.
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	poller   *poller
 	draining bool
 	handlers sync.WaitGroup // requests being handled
 
@@ -174,6 +182,10 @@ func New(cfg Config) (*Server, error) {
 	// The http.Server's own error log names client addresses (TLS
 	// handshake errors), so it is silenced unless LogIPs is set.
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.poller, err = newPoller(&s.metrics.parked)
+	if err != nil {
+		s.log.Warn("idle connections will not be parked", "err", err)
+	}
 	s.expiryWG.Add(1)
 	go s.expireLoop()
 	return s, nil
@@ -226,9 +238,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.ws.Close(websocket.StatusGoingAway, "relay shutting down")
-		c.cancel()
+		c.closeWith(ws.StatusGoingAway, "relay shutting down")
 	}
+	s.poller.close()
 	s.stopOnce.Do(func() { close(s.stopped) })
 	s.expiryWG.Wait()
 	if s.ownStore {
@@ -281,23 +293,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "relay shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:    []string{relay.Subprotocol},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	wc, err := ws.Accept(w, r, relay.Subprotocol, relay.MaxFrameSize)
 	if err != nil {
 		return
 	}
-	if ws.Subprotocol() != relay.Subprotocol {
-		ws.Close(websocket.StatusPolicyViolation, "subprotocol "+relay.Subprotocol+" required")
-		return
-	}
-	ws.SetReadLimit(relay.MaxFrameSize)
-	c := newConn(s, ws)
+	c := newConn(s, wc)
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		ws.Close(websocket.StatusGoingAway, "relay shutting down")
+		wc.Close(ws.StatusGoingAway, "relay shutting down")
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -312,14 +316,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// Serve on a fresh goroutine and let the HTTP handler's goroutine
 	// end: its stack grew during the TLS handshake, and an idle
 	// connection should not keep it.
-	go func() {
-		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.metrics.connections.Add(-1)
-		s.log.Debug("connection closed")
-	}()
+	go c.serve()
 }
 
 // errorFor maps store errors to protocol errors.

@@ -8,9 +8,12 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -574,4 +577,66 @@ func TestAddressStable(t *testing.T) {
 	if _, err := relay.ParseAddress(addrs[0]); err != nil {
 		t.Errorf("relay printed an address it cannot parse: %v", err)
 	}
+}
+
+// TestParkedConnections: connections that go quiet are parked (no read
+// loop); a parked connection still gets pushes, answers requests when the
+// client speaks again, and is cleaned up when the client leaves.
+func TestParkedConnections(t *testing.T) {
+	r := startRelay(t, server.Config{IdleAfter: 20 * time.Millisecond})
+	ctx := testCtx(t)
+	recv, send := dial(t, r.addr), dial(t, r.addr)
+	q, err := recv.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, r, "tainik_relay_connections_parked", 2)
+	// A push to a parked connection, from a request on another parked
+	// connection.
+	if err := send.Send(ctx, q.SenderID, msgID(1), []byte("to a parked connection"), nil); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := nextPush(t, recv).(*relay.QueuePush)
+	if !ok || p.Message.MsgID != msgID(1) {
+		t.Fatalf("push %v", p)
+	}
+	if err := recv.Ack(ctx, q, msgID(1)); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, r, "tainik_relay_connections_parked", 2)
+	send.Close()
+	waitMetric(t, r, "tainik_relay_connections", 1)
+	waitMetric(t, r, "tainik_relay_connections_parked", 1)
+}
+
+// waitMetric polls /metrics until name has value want.
+func waitMetric(t *testing.T, r *testRelay, name string, want int) {
+	t.Helper()
+	a, err := relay.ParseAddress(r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	deadline := time.Now().Add(10 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get("https://" + a.HostPort + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, name+" "); ok {
+					last = v
+					if v == strconv.Itoa(want) {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s = %s, want %d", name, last, want)
 }

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller watches the sockets of idle connections with one epoll instance
+// (epoll(7)), so that an idle connection needs no goroutine blocked in a
+// read. Each parked socket is registered one-shot: the first sign of
+// input (or of the peer closing) unparks it and starts its read loop.
+//
+// Exactly one party reads a connection at a time: its read loop, or the
+// poller while it is parked. park, unpark and the wake-up hand that role
+// over under mu.
+type poller struct {
+	epfd  int           // -1 if epoll is unavailable: connections then stay unparked
+	count *atomic.Int64 // parked connections, for the metrics
+
+	mu     sync.Mutex
+	next   uint32
+	parked map[uint32]*conn
+}
+
+func newPoller(count *atomic.Int64) (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return &poller{epfd: -1}, err
+	}
+	p := &poller{epfd: fd, count: count, parked: make(map[uint32]*conn)}
+	go p.run()
+	return p, nil
+}
+
+// park hands c's socket to the poller. It returns true if the caller's
+// read loop must end (someone else now owns reading), false if the
+// caller keeps reading.
+func (p *poller) park(c *conn) bool {
+	if p.epfd < 0 || c.fd < 0 {
+		return false
+	}
+	p.mu.Lock()
+	p.next++
+	if p.next == 0 {
+		p.next = 1
+	}
+	c.token = p.next
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Pad: int32(c.token)}
+	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+	if err == nil {
+		p.parked[c.token] = c
+		p.count.Add(1)
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return false
+	}
+	if c.ctx.Err() != nil {
+		// Closed while parking: if the closer did not take it over,
+		// keep reading so that the read loop cleans up.
+		return !p.unpark(c)
+	}
+	return true
+}
+
+// unpark takes c back from the poller; false if it was not parked.
+func (p *poller) unpark(c *conn) bool {
+	if p.epfd < 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.parked[c.token] != c {
+		return false
+	}
+	p.remove(c)
+	return true
+}
+
+// remove takes c's socket out of the epoll set. Called with mu held.
+func (p *poller) remove(c *conn) {
+	delete(p.parked, c.token)
+	p.count.Add(-1)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+}
+
+// close stops the poller; parked connections stay as they are.
+func (p *poller) close() {
+	if p.epfd >= 0 {
+		unix.Close(p.epfd)
+	}
+}
+
+func (p *poller) run() {
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return // closed
+		}
+		p.mu.Lock()
+		for _, ev := range events[:n] {
+			tok := uint32(ev.Pad)
+			c := p.parked[tok]
+			if c == nil {
+				continue // taken back, or closed
+			}
+			p.remove(c)
+			go c.readLoop()
+		}
+		p.mu.Unlock()
+	}
+}
+
+// socketFD returns the file descriptor under a (TLS) connection, or -1.
+func socketFD(nc net.Conn) int {
+	type netConner interface{ NetConn() net.Conn }
+	for {
+		u, ok := nc.(netConner)
+		if !ok {
+			break
+		}
+		nc = u.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	rc.Control(func(s uintptr) { fd = int(s) })
+	return fd
+}
