@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/tainik/tainik/relay"
 )
@@ -54,15 +52,6 @@ var (
 	bBlobDL  = []byte("blobdl")
 	bChunks  = []byte("chunks")
 	bExpiry  = []byte("expiry")
-)
-
-const (
-	expMessage = 'm'
-	expEntry   = 'e'
-	expBlob    = 'b'
-	// expTombstone: an acknowledged message's id, kept for duplicate
-	// detection until the message would have expired.
-	expTombstone = 't'
 )
 
 // Open opens (creating if needed) the embedded store in dir.
@@ -205,75 +194,6 @@ func (s *Bolt) Close() error {
 		err = s.db.Close()
 	})
 	return err
-}
-
-func hashID(label string, id relay.ID) relay.ID {
-	h := sha256.New()
-	h.Write([]byte(label))
-	h.Write(id[:])
-	var out relay.ID
-	h.Sum(out[:0])
-	return out
-}
-
-func seqKey(prefix []byte, seq uint64) []byte {
-	k := make([]byte, len(prefix)+8)
-	copy(k, prefix)
-	binary.BigEndian.PutUint64(k[len(prefix):], seq)
-	return k
-}
-
-func expiryKey(t time.Time, kind byte, ref []byte) []byte {
-	k := make([]byte, 9+len(ref))
-	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))
-	k[8] = kind
-	copy(k[9:], ref)
-	return k
-}
-
-// queueRecord is a queue's stored form.
-type queueRecord struct {
-	recipientKey [32]byte
-	senderHash   relay.ID
-	contact      bool
-	senderKey    []byte
-	nextSeq      uint64
-	count        uint32
-}
-
-func (r *queueRecord) marshal() []byte {
-	b := cryptobyte.NewBuilder(nil)
-	b.AddBytes(r.recipientKey[:])
-	b.AddBytes(r.senderHash[:])
-	if r.contact {
-		b.AddUint8(1)
-	} else {
-		b.AddUint8(0)
-	}
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(r.senderKey) })
-	b.AddUint64(r.nextSeq)
-	b.AddUint32(r.count)
-	return b.BytesOrPanic()
-}
-
-func parseQueueRecord(v []byte) (*queueRecord, error) {
-	s := cryptobyte.String(v)
-	r := new(queueRecord)
-	var contact uint8
-	var sk cryptobyte.String
-	if !s.CopyBytes(r.recipientKey[:]) || !s.CopyBytes(r.senderHash[:]) || !s.ReadUint8(&contact) ||
-		!s.ReadUint8LengthPrefixed(&sk) || !s.ReadUint64(&r.nextSeq) || !s.ReadUint32(&r.count) || !s.Empty() {
-		return nil, errors.New("store: corrupt queue record")
-	}
-	r.contact = contact == 1
-	if len(sk) > 0 {
-		r.senderKey = append([]byte(nil), sk...)
-	}
-	return r, nil
-}
-
-func (r *queueRecord) queue(key relay.ID) Queue {
-	return Queue{Key: key, RecipientKey: r.recipientKey, SenderKey: r.senderKey, Contact: r.contact, Messages: int(r.count)}
 }
 
 func (s *Bolt) CreateQueue(ctx context.Context, q Queue) error {
@@ -488,26 +408,6 @@ func (s *Bolt) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID)
 	return n, err
 }
 
-func marshalLog(l *Log) []byte {
-	b := cryptobyte.NewBuilder(nil)
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(l.GroupID) })
-	b.AddUint64(l.Epoch)
-	b.AddBytes(l.TokenHash[:])
-	b.AddUint64(l.NextSeq)
-	return b.BytesOrPanic()
-}
-
-func parseLog(id relay.ID, v []byte) (Log, error) {
-	s := cryptobyte.String(v)
-	l := Log{ID: id}
-	var g cryptobyte.String
-	if !s.ReadUint8LengthPrefixed(&g) || !s.ReadUint64(&l.Epoch) || !s.CopyBytes(l.TokenHash[:]) || !s.ReadUint64(&l.NextSeq) || !s.Empty() {
-		return Log{}, errors.New("store: corrupt log record")
-	}
-	l.GroupID = append([]byte(nil), g...)
-	return l, nil
-}
-
 func (s *Bolt) CreateLog(ctx context.Context, l Log) error {
 	if l.NextSeq == 0 {
 		l.NextSeq = 1
@@ -536,23 +436,6 @@ func (s *Bolt) Log(ctx context.Context, id relay.ID) (Log, error) {
 		return err
 	})
 	return l, err
-}
-
-// CheckEpoch applies the group log's epoch rule to a message for epoch e
-// in a log at epoch cur, and returns the log's epoch after it. Every store
-// implementation uses it so the rule is stated once.
-func CheckEpoch(cur, e uint64, commit bool) (uint64, error) {
-	switch {
-	case e > cur:
-		return cur, &EpochError{Current: cur, Future: true}
-	case commit && e == cur:
-		return cur + 1, nil
-	case commit:
-		return cur, &EpochError{Current: cur}
-	case e == cur || e+1 == cur:
-		return cur, nil
-	}
-	return cur, &EpochError{Current: cur}
 }
 
 // entry values: epoch u64 | commit u8 | expires u64 | message.
@@ -620,40 +503,6 @@ func (s *Bolt) LogEntries(ctx context.Context, id relay.ID, from uint64, max, ma
 		return nil
 	})
 	return out, more, err
-}
-
-// blob values: download hash[32] | size | length | digest[32] | complete u8 | expires | hashstate<u16>.
-func marshalBlob(dl relay.ID, b *Blob) []byte {
-	bb := cryptobyte.NewBuilder(nil)
-	bb.AddBytes(dl[:])
-	bb.AddUint64(b.Size)
-	bb.AddUint64(b.Length)
-	bb.AddBytes(b.Digest[:])
-	if b.Complete {
-		bb.AddUint8(1)
-	} else {
-		bb.AddUint8(0)
-	}
-	bb.AddUint64(uint64(b.Expires.UnixNano()))
-	bb.AddUint16LengthPrefixed(func(bb *cryptobyte.Builder) { bb.AddBytes(b.HashState) })
-	return bb.BytesOrPanic()
-}
-
-func parseBlob(v []byte) (relay.ID, Blob, error) {
-	s := cryptobyte.String(v)
-	var dl relay.ID
-	var b Blob
-	var complete uint8
-	var exp uint64
-	var hs cryptobyte.String
-	if !s.CopyBytes(dl[:]) || !s.ReadUint64(&b.Size) || !s.ReadUint64(&b.Length) || !s.CopyBytes(b.Digest[:]) ||
-		!s.ReadUint8(&complete) || !s.ReadUint64(&exp) || !s.ReadUint16LengthPrefixed(&hs) || !s.Empty() {
-		return dl, Blob{}, errors.New("store: corrupt blob record")
-	}
-	b.Complete = complete == 1
-	b.Expires = time.Unix(0, int64(exp))
-	b.HashState = append([]byte(nil), hs...)
-	return dl, b, nil
 }
 
 func (s *Bolt) CreateBlob(ctx context.Context, b Blob) error {
