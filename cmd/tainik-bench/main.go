@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -57,7 +58,17 @@ func main() {
 	flag.IntVar(&cfg.natsConns, "nats-conns", 50, "NATS connections shared by the publishers")
 	flag.StringVar(&cfg.cpuProfile, "relay-cpuprofile", "", "have the started relay write a CPU profile here")
 	flag.IntVar(&cfg.relayPID, "relay-pid", 0, "with -addr: process id of the relay, to measure its CPU and memory")
+	benchProfile := flag.String("cpuprofile", "", "write the bench's own CPU profile here")
 	flag.Parse()
+	if *benchProfile != "" {
+		f, err := os.Create(*benchProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tainik-bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	var err error
 	switch cfg.mode {
@@ -72,6 +83,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tainik-bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 // Flags for running as one of several nodes. See docs/operations.md.
 var (
-	storeKind   = flag.String("store", "bolt", "store: bolt (embedded, in -data) or postgres (shared by several nodes)")
+	storeKind   = flag.String("store", "pebble", "store: pebble or bolt (embedded, in -data), or postgres (shared by several nodes)")
 	postgresURL = flag.String("postgres", "", "PostgreSQL URL for -store postgres, e.g. postgres://tainik@db:5432/tainik?pool_max_conns=16")
 	natsURL     = flag.String("nats", "", "NATS URL for wake-ups between nodes (required with -store postgres when more than one node runs)")
 	natsPrefix  = flag.String("nats-prefix", "tainik", "NATS subject prefix; the same on every node of one relay")
@@ -43,10 +43,11 @@ func openBackends(cfg *server.Config) (func() error, error) {
 		return err
 	}
 	switch *storeKind {
-	case "bolt":
+	case "pebble", "bolt":
 		if *postgresURL != "" {
 			return nil, errors.New("-postgres needs -store postgres")
 		}
+		cfg.Engine = *storeKind
 	case "postgres":
 		if *postgresURL == "" {
 			return nil, errors.New("-store postgres needs -postgres URL")
@@ -60,12 +61,12 @@ func openBackends(cfg *server.Config) (func() error, error) {
 		cfg.Store = st
 		closers = append(closers, st.Close)
 	default:
-		return nil, fmt.Errorf("unknown -store %q: want bolt or postgres", *storeKind)
+		return nil, fmt.Errorf("unknown -store %q: want pebble, bolt or postgres", *storeKind)
 	}
 	if *blobDir != "" {
 		meta := cfg.Store
 		if meta == nil {
-			b, err := store.Open(cfg.DataDir)
+			b, err := store.OpenEmbedded(cfg.Engine, cfg.DataDir)
 			if err != nil {
 				return nil, err
 			}

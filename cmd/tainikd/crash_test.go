@@ -13,17 +13,25 @@ import (
 	"github.com/tainik/tainik/internal/relayproc"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
+	"github.com/tainik/tainik/relay/server/store"
 )
 
 // TestCrash runs the relay as a process under concurrent clients, kills it
 // with SIGKILL at random moments, restarts it on the same data, and checks
 // that every acknowledged send is delivered, none after its
-// acknowledgement, and that every reader sees the same group log.
+// acknowledgement, and that every reader sees the same group log. It runs
+// on each embedded engine.
 func TestCrash(t *testing.T) {
 	bin := relayproc.Build(t, ".", "tainikd")
+	for _, engine := range store.Engines {
+		t.Run(engine, func(t *testing.T) { testCrash(t, bin, engine) })
+	}
+}
+
+func testCrash(t *testing.T, bin, engine string) {
 	dir := t.TempDir()
 	listen := relayproc.FreeAddr(t)
-	p := relayproc.Start(t, bin, dir, listen)
+	p := relayproc.Start(t, bin, dir, listen, "-store", engine)
 	addr := p.Addr
 	ctx := testContext(t, 2*time.Minute)
 
@@ -132,7 +140,7 @@ func TestCrash(t *testing.T) {
 		// Let the load run, then kill at a random moment.
 		time.Sleep(time.Duration(300+mrand.IntN(500)) * time.Millisecond)
 		p.Kill()
-		p = relayproc.Start(t, bin, dir, listen)
+		p = relayproc.Start(t, bin, dir, listen, "-store", engine)
 		if p.Addr != addr {
 			t.Fatalf("restart %d: address changed to %s", k, p.Addr)
 		}

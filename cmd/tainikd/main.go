@@ -17,7 +17,6 @@ import (
 	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -47,9 +46,6 @@ func main() {
 	flag.Parse()
 
 	if *debugListen != "" {
-		// Sample every 4 KiB allocated (default 512 KiB), so that heap
-		// profiles of many small per-connection objects are exact enough.
-		runtime.MemProfileRate = 4096
 		// A separate listener and mux, so profiling never shares the
 		// relay's public port.
 		dln, err := net.Listen("tcp", *debugListen)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/server/store"
 	"github.com/tainik/tainik/relay/ws"
 )
 
@@ -40,11 +41,14 @@ type conn struct {
 	// by the poller's lock.
 	token uint32
 
-	// mu guards the subscription maps (nil until the first
-	// subscription). Lock order: hub.mu before conn.mu.
+	// mu guards the subscription maps and recipients (nil until the
+	// first subscription). Lock order: hub.mu before conn.mu.
 	mu        sync.Mutex
 	queueSubs map[relay.ID]*queueSub
 	logSubs   map[relay.ID]*logSub
+	// recipients remembers the queues this connection subscribed to,
+	// by recipient id (Key and RecipientKey only).
+	recipients map[relay.ID]store.Queue
 }
 
 func newConn(s *Server, w *ws.Conn) *conn {

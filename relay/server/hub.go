@@ -1,15 +1,18 @@
 package server
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/server/store"
 )
 
 // maxUnacked bounds how many queue messages are pushed to a subscriber
 // before it acknowledges some.
-const maxUnacked = 64
+const maxUnacked = 256
 
 // hub knows which connection subscribes to which queue and log, and wakes
 // the subscription's pusher when something is stored.
@@ -30,6 +33,67 @@ type queueSub struct {
 
 	mu     sync.Mutex
 	pushed map[relay.MsgID]struct{}
+	// ackedEarly holds ids acknowledged before this subscription pushed
+	// them (the recipient had them from an earlier connection).
+	ackedEarly map[relay.MsgID]struct{}
+	// inbox holds messages stored on this node since the pusher last
+	// looked, so that it can push them without reading them back.
+	inbox []store.Message
+}
+
+// maxInbox bounds a subscription's inbox; past it, the pusher reads the
+// store as it would for messages stored elsewhere.
+const maxInbox = 2 * maxUnacked
+
+// maxAckedEarly bounds ackedEarly. Past it an early-acknowledged message
+// may be pushed once more, which delivery at least once allows.
+const maxAckedEarly = 4096
+
+// offer gives a message this node has just stored to the queue's local
+// subscriber, if any, and wakes it.
+func (h *hub) offer(key relay.ID, m store.Message) {
+	h.mu.Lock()
+	sub := h.queues[key]
+	h.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	sub.mu.Lock()
+	if len(sub.inbox) < maxInbox {
+		sub.inbox = append(sub.inbox, m)
+	}
+	sub.mu.Unlock()
+	kick(sub.kick)
+}
+
+// takeInbox returns the inbox's messages that directly follow seq after,
+// at most max, in order, and drops the ones at or before after. A gap
+// (a message stored elsewhere, or not yet returned by the store) returns
+// nothing: the store has it.
+func (sub *queueSub) takeInbox(after uint64, max int) []store.Message {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if len(sub.inbox) == 0 {
+		return nil
+	}
+	slices.SortFunc(sub.inbox, func(a, b store.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	i := 0
+	for i < len(sub.inbox) && sub.inbox[i].Seq <= after {
+		i++
+	}
+	j := i
+	for j < len(sub.inbox) && j-i < max && sub.inbox[j].Seq == after+1+uint64(j-i) {
+		j++
+	}
+	out := slices.Clone(sub.inbox[i:j])
+	sub.inbox = append(sub.inbox[:0], sub.inbox[j:]...)
+	if len(out) == 0 {
+		sub.inbox = sub.inbox[:0]
+	}
+	if len(sub.inbox) == 0 {
+		sub.inbox = nil
+	}
+	return out
 }
 
 type logSub struct {
@@ -106,18 +170,32 @@ func (h *hub) unsubscribeQueue(key relay.ID) {
 	}
 }
 
-func (h *hub) acked(c *conn, key relay.ID, ids []relay.MsgID) {
-	c.mu.Lock()
-	sub := c.queueSubs[key]
-	c.mu.Unlock()
-	if sub != nil {
-		sub.mu.Lock()
-		for _, id := range ids {
-			delete(sub.pushed, id)
-		}
-		sub.mu.Unlock()
-		kick(sub.kick)
+// acked tells the queue's subscriber, on whichever connection, that ids
+// were acknowledged (and deleted). An id it has not pushed yet may still
+// be in a batch it read before the acknowledgement: it is remembered so
+// that the pusher skips it. The caller answers the acknowledgement only
+// after acked returns, so a push of an acknowledged message is always
+// queued before the answer, never after.
+func (h *hub) acked(key relay.ID, ids []relay.MsgID) {
+	h.mu.Lock()
+	sub := h.queues[key]
+	h.mu.Unlock()
+	if sub == nil {
+		return
 	}
+	sub.mu.Lock()
+	for _, id := range ids {
+		if _, ok := sub.pushed[id]; ok {
+			delete(sub.pushed, id)
+		} else if len(sub.ackedEarly) < maxAckedEarly {
+			if sub.ackedEarly == nil {
+				sub.ackedEarly = make(map[relay.MsgID]struct{})
+			}
+			sub.ackedEarly[id] = struct{}{}
+		}
+	}
+	sub.mu.Unlock()
+	kick(sub.kick)
 }
 
 func (h *hub) subscribeLog(c *conn, id relay.ID, from uint64, max int) error {
@@ -189,9 +267,13 @@ func (sub *queueSub) run() {
 			if window <= 0 {
 				break
 			}
-			msgs, err := s.store.Messages(sub.c.ctx, sub.key, after, window, relay.MaxResponseSize/2)
-			if err != nil || len(msgs) == 0 {
-				break
+			msgs := sub.takeInbox(after, window)
+			if len(msgs) == 0 {
+				var err error
+				msgs, err = s.store.Messages(sub.c.ctx, sub.key, after, window, relay.MaxResponseSize/2)
+				if err != nil || len(msgs) == 0 {
+					break
+				}
 			}
 			for _, m := range msgs {
 				select {
@@ -199,14 +281,26 @@ func (sub *queueSub) run() {
 					return
 				default:
 				}
+				push := relay.Encode(0, &relay.QueuePush{RecipientID: sub.rid, Message: relay.QueueMessage{MsgID: m.ID, Payload: m.Payload}})
+				// Check and queue under sub.mu, so that an
+				// acknowledgement either sees the push queued or
+				// makes the pusher skip it (see acked).
 				sub.mu.Lock()
-				sub.pushed[m.ID] = struct{}{}
+				_, early := sub.ackedEarly[m.ID]
+				sent := true
+				if early {
+					delete(sub.ackedEarly, m.ID)
+				} else {
+					sub.pushed[m.ID] = struct{}{}
+					sent = sub.c.send(push)
+				}
 				sub.mu.Unlock()
-				push := &relay.QueuePush{RecipientID: sub.rid, Message: relay.QueueMessage{MsgID: m.ID, Payload: m.Payload}}
-				if !sub.c.send(relay.Encode(0, push)) {
+				if !sent {
 					return
 				}
-				s.metrics.pushes.Add(1)
+				if !early {
+					s.metrics.pushes.Add(1)
+				}
 				after = m.Seq
 			}
 		}

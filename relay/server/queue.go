@@ -36,9 +36,18 @@ func (c *conn) queueCreate(ctx context.Context, m *relay.QueueCreate) (relay.Mes
 // recipient id is a 32-byte secret, so telling them apart reveals nothing
 // to someone who does not hold it.
 func (c *conn) recipientQueue(ctx context.Context, rid relay.ID, m relay.Signed) (store.Queue, error) {
-	q, err := c.s.store.QueueByRecipient(ctx, rid)
-	if err != nil {
-		return store.Queue{}, err
+	// A queue this connection subscribed to is known: its key and
+	// recipient key never change, so acknowledgements and receives skip
+	// the lookup (not the signature).
+	c.mu.Lock()
+	q, ok := c.recipients[rid]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		q, err = c.s.store.QueueByRecipient(ctx, rid)
+		if err != nil {
+			return store.Queue{}, err
+		}
 	}
 	if !relay.Verify(m, c.nonce[:], q.RecipientKey[:]) {
 		return store.Queue{}, errBadSignature
@@ -80,12 +89,14 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 		}
 	}
 	msg := store.Message{ID: m.MsgID, Payload: m.Payload, Expires: time.Now().Add(c.s.cfg.MessageTTL)}
-	_, dup, err := c.s.store.AddMessage(ctx, q.Key, msg, c.s.cfg.MaxQueueMessages)
+	seq, dup, err := c.s.store.AddMessage(ctx, q.Key, msg, c.s.cfg.MaxQueueMessages)
 	if err != nil {
 		return nil, err
 	}
 	if !dup {
 		c.s.metrics.queueMessages.Add(1)
+		msg.Seq = seq
+		c.s.hub.offer(q.Key, msg)
 	}
 	// Wake on a duplicate too: the first attempt may have been stored by
 	// a node that died before announcing it.
@@ -101,6 +112,12 @@ func (c *conn) queueSubscribe(ctx context.Context, m *relay.QueueSubscribe) (rel
 	if err := c.s.hub.subscribeQueue(c, q.Key, m.RecipientID, c.s.cfg.MaxSubscriptions); err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	if c.recipients == nil {
+		c.recipients = make(map[relay.ID]store.Queue)
+	}
+	c.recipients[m.RecipientID] = store.Queue{Key: q.Key, RecipientKey: q.RecipientKey}
+	c.mu.Unlock()
 	return &relay.OK{}, nil
 }
 
@@ -126,7 +143,7 @@ func (c *conn) queueAck(ctx context.Context, m *relay.QueueAck) (relay.Message, 
 		return nil, err
 	}
 	_, err = c.s.store.AckMessages(ctx, q.Key, m.MsgIDs)
-	c.s.hub.acked(c, q.Key, m.MsgIDs)
+	c.s.hub.acked(q.Key, m.MsgIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +156,9 @@ func (c *conn) queueDelete(ctx context.Context, m *relay.QueueDelete) (relay.Mes
 		return nil, err
 	}
 	c.s.hub.unsubscribeQueue(q.Key)
+	c.mu.Lock()
+	delete(c.recipients, m.RecipientID)
+	c.mu.Unlock()
 	if err := c.s.store.DeleteQueue(ctx, q.Key); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}

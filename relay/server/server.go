@@ -64,6 +64,9 @@ type Config struct {
 	// parked: its read loop ends and its buffer is freed until the client
 	// sends again (Linux). Default 10 s.
 	IdleAfter time.Duration
+	// Engine is the embedded store engine used when Store is nil:
+	// "pebble" (the default) or "bolt".
+	Engine string
 }
 
 func (c *Config) setDefaults() {
@@ -158,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.store = cfg.Store
 	if s.store == nil {
-		b, err := store.Open(cfg.DataDir)
+		b, err := store.OpenEmbedded(cfg.Engine, cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}

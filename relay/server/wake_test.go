@@ -46,7 +46,7 @@ func (n *busNotifier) Listen(fn func(server.Wake)) error {
 // other, and a WakeAll makes a subscription re-read what it was never
 // told about.
 func TestWakeAcrossNodes(t *testing.T) {
-	st, err := store.Open(t.TempDir())
+	st, err := store.OpenBolt(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ var engines = []struct {
 	name string
 	open func(dir string) (benchStore, error)
 }{
-	{"bolt", func(dir string) (benchStore, error) { return store.Open(dir) }},
+	{"bolt", func(dir string) (benchStore, error) { return store.OpenBolt(dir) }},
 	{"pebble", func(dir string) (benchStore, error) { return store.OpenPebble(dir) }},
 }
 

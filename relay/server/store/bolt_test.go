@@ -10,7 +10,7 @@ import (
 func TestBolt(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
 		dir := t.TempDir()
-		s, err := store.Open(dir)
+		s, err := store.OpenBolt(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -20,7 +20,7 @@ func TestBolt(t *testing.T) {
 			if err := cur.Close(); err != nil {
 				t.Fatal(err)
 			}
-			next, err := store.Open(dir)
+			next, err := store.OpenBolt(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,6 +70,9 @@ type Pebble struct {
 	// built on its state, so the store takes no more writes.
 	broken atomic.Pointer[error]
 
+	// senders caches QueueBySender.
+	senders queueCache
+
 	statMu sync.Mutex
 	stats  Stats
 }
@@ -566,7 +569,10 @@ func (s *Pebble) QueueByRecipient(ctx context.Context, rid relay.ID) (Queue, err
 
 func (s *Pebble) QueueBySender(ctx context.Context, sid relay.ID) (Queue, error) {
 	sh := hashID("tainik sender\x00", sid)
-	var q Queue
+	q, gen, ok := s.senders.get(sh)
+	if ok {
+		return q, nil
+	}
 	err := s.view(func(r pebbleReader) error {
 		k, ok, err := pget(r, pk(pSenders, sh[:]))
 		if err != nil {
@@ -581,13 +587,18 @@ func (s *Pebble) QueueBySender(ctx context.Context, sid relay.ID) (Queue, error)
 			return err
 		}
 		q = rec.queue(key)
+		q.Messages = 0
 		return nil
 	})
+	if err == nil {
+		s.senders.put(sh, q, gen)
+	}
 	return q, err
 }
 
 func (s *Pebble) LockQueue(ctx context.Context, key relay.ID, senderKey [32]byte) error {
-	return s.update(ctx, s.partition(key), func(b *pebble.Batch) error {
+	var sh relay.ID
+	err := s.update(ctx, s.partition(key), func(b *pebble.Batch) error {
 		r, err := s.queue(b, key)
 		if err != nil {
 			return err
@@ -595,17 +606,23 @@ func (s *Pebble) LockQueue(ctx context.Context, key relay.ID, senderKey [32]byte
 		if r.senderKey != nil {
 			return ErrLocked
 		}
+		sh = r.senderHash
 		r.senderKey = senderKey[:]
 		return s.putQueue(b, key, r)
 	})
+	s.senders.forget(sh)
+	return err
 }
 
 func (s *Pebble) DeleteQueue(ctx context.Context, key relay.ID) error {
+	var sh relay.ID
+	defer func() { s.senders.forget(sh) }()
 	return s.update(ctx, s.partition(key), func(b *pebble.Batch) error {
 		r, err := s.queue(b, key)
 		if err != nil {
 			return err
 		}
+		sh = r.senderHash
 		it, err := prefixIter(b, pk(pMsgs, key[:]), nil)
 		if err != nil {
 			return err

@@ -47,7 +47,7 @@ func TestPebble(t *testing.T) {
 // opened as an empty pebble store.
 func TestPebbleRefusesBolt(t *testing.T) {
 	dir := t.TempDir()
-	b, err := store.Open(dir)
+	b, err := store.OpenBolt(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

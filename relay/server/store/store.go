@@ -114,7 +114,8 @@ type Store interface {
 	CreateQueue(ctx context.Context, q Queue) error
 	// QueueByRecipient and QueueBySender look a queue up by one of its
 	// identifiers; ErrNotFound if there is none. The result's RecipientID
-	// and SenderID are zero: the store does not keep them.
+	// and SenderID are zero: the store does not keep them. Only
+	// QueueByRecipient fills in Messages.
 	QueueByRecipient(ctx context.Context, rid relay.ID) (Queue, error)
 	QueueBySender(ctx context.Context, sid relay.ID) (Queue, error)
 	// LockQueue sets the queue's sender key; ErrLocked if already set.
@@ -170,4 +171,27 @@ type Store interface {
 	Expire(ctx context.Context, now time.Time) (int, error)
 	// Close flushes and closes the store.
 	Close() error
+}
+
+// Embedded is an embedded store: one process owns it, in a data directory.
+type Embedded interface {
+	Store
+	// Stats returns the group-commit counters.
+	Stats() Stats
+}
+
+// Engines are the embedded engines, the default first.
+var Engines = []string{"pebble", "bolt"}
+
+// OpenEmbedded opens (creating if needed) the embedded store of the named
+// engine in dir; "" is the default, pebble. See docs/dependencies.md for
+// why.
+func OpenEmbedded(engine, dir string) (Embedded, error) {
+	switch engine {
+	case "", "pebble":
+		return OpenPebble(dir)
+	case "bolt":
+		return OpenBolt(dir)
+	}
+	return nil, fmt.Errorf("store: unknown engine %q (want pebble or bolt)", engine)
 }

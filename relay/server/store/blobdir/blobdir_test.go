@@ -14,7 +14,7 @@ func TestBlobDir(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
 		dir, blobs := t.TempDir(), t.TempDir()
 		open := func() store.Store {
-			meta, err := store.Open(dir)
+			meta, err := store.OpenBolt(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,7 +31,7 @@ func TestS3Blobs(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
 		dir := t.TempDir()
 		open := func() store.Store {
-			meta, err := store.Open(dir)
+			meta, err := store.OpenBolt(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,7 +68,7 @@ func TestConcurrentChunks(t *testing.T) {
 	srv := &http.Server{Handler: fake}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	meta, err := store.Open(t.TempDir())
+	meta, err := store.OpenBolt(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

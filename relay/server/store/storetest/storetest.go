@@ -95,6 +95,11 @@ func testQueue(t *testing.T, open Opener) {
 	if len(q.SenderKey) != 32 || q.SenderKey[0] != 2 {
 		t.Errorf("sender key %x", q.SenderKey)
 	}
+	// A store that caches sender lookups must not answer from before
+	// the lock.
+	if qs, _ := s.QueueBySender(ctx, sid); len(qs.SenderKey) != 32 || qs.SenderKey[0] != 2 {
+		t.Errorf("sender key by sender after the lock: %x", qs.SenderKey)
+	}
 	for i := byte(1); i <= 3; i++ {
 		seq, dup, err := s.AddMessage(ctx, q.Key, msg(i), 100)
 		if err != nil || dup || seq != uint64(i) {
