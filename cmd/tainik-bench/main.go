@@ -27,6 +27,7 @@ type config struct {
 	tainikd    string
 	senders    int
 	window     int
+	store      string
 	ackDelay   time.Duration
 	idleAfter  time.Duration
 	recipients int
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&cfg.tainikd, "tainikd", "", "tainikd binary to start; empty builds ./cmd/tainikd")
 	flag.IntVar(&cfg.senders, "senders", 1000, "sending connections")
 	flag.DurationVar(&cfg.ackDelay, "ack-delay", 20*time.Millisecond, "how long a recipient gathers message ids before one signed acknowledgement")
+	flag.StringVar(&cfg.store, "store", "pebble", "the started relay's -store engine: pebble or bolt")
 	flag.IntVar(&cfg.window, "window", 1, "sends each sender keeps in flight (pipelined on its one connection)")
 	flag.DurationVar(&cfg.idleAfter, "idle-after", 10*time.Second, "the started relay's -idle-after; idle mode waits this long (plus 3 s) before measuring")
 	flag.IntVar(&cfg.recipients, "recipients", 100, "receiving connections (one queue each)")

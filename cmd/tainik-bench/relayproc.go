@@ -38,7 +38,7 @@ func startRelay(cfg config) (*relayProc, error) {
 		}
 	}
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data", filepath.Join(dir, "data"), "-log-level", "warn",
-		"-max-queue-messages", "1000000", "-idle-after", cfg.idleAfter.String())
+		"-max-queue-messages", "1000000", "-idle-after", cfg.idleAfter.String(), "-store", cfg.store)
 	// A free port for the relay's profiling endpoints, which idle mode
 	// reads to measure the live heap after a collection.
 	dl, err := net.Listen("tcp", "127.0.0.1:0")
