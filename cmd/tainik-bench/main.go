@@ -7,6 +7,7 @@
 //	go run ./cmd/tainik-bench -mode latency -rate 20000
 //	go run ./cmd/tainik-bench -mode idle -idle 100000
 //	go run ./cmd/tainik-bench -mode nats -nats nats://127.0.0.1:4223
+//	go run ./cmd/tainik-bench -mode fsync -fsync-dir /var/lib/tainikd
 //
 // Without -addr it builds ./cmd/tainikd (run it from the repository root)
 // and starts the relay on a fresh data directory, so it can measure the
@@ -28,6 +29,7 @@ type config struct {
 	senders    int
 	window     int
 	store      string
+	fsyncDir   string
 	ackDelay   time.Duration
 	idleAfter  time.Duration
 	recipients int
@@ -43,11 +45,12 @@ type config struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.mode, "mode", "throughput", "throughput, latency, idle or nats")
+	flag.StringVar(&cfg.mode, "mode", "throughput", "throughput, latency, idle, nats or fsync")
 	flag.StringVar(&cfg.addr, "addr", "", "relay address (tainik://...); empty starts a relay")
 	flag.StringVar(&cfg.tainikd, "tainikd", "", "tainikd binary to start; empty builds ./cmd/tainikd")
 	flag.IntVar(&cfg.senders, "senders", 1000, "sending connections")
 	flag.DurationVar(&cfg.ackDelay, "ack-delay", 20*time.Millisecond, "how long a recipient gathers message ids before one signed acknowledgement")
+	flag.StringVar(&cfg.fsyncDir, "fsync-dir", os.TempDir(), "directory whose disk -mode fsync measures")
 	flag.StringVar(&cfg.store, "store", "pebble", "the started relay's -store engine: pebble or bolt")
 	flag.IntVar(&cfg.window, "window", 1, "sends each sender keeps in flight (pipelined on its one connection)")
 	flag.DurationVar(&cfg.idleAfter, "idle-after", 10*time.Second, "the started relay's -idle-after; idle mode waits this long (plus 3 s) before measuring")
@@ -80,6 +83,8 @@ func main() {
 		err = runIdle(cfg)
 	case "nats":
 		err = runNATS(cfg)
+	case "fsync":
+		err = runFsync(cfg)
 	default:
 		err = fmt.Errorf("unknown -mode %q", cfg.mode)
 	}
