@@ -56,6 +56,8 @@ func main() {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", httppprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
 		go http.Serve(dln, mux)
 	}
 	if *cpuProfile != "" {
