@@ -160,7 +160,11 @@ func (c *Client) connect(ctx context.Context) (*ws.Conn, [relay.NonceSize]byte, 
 	}
 	stop := context.AfterFunc(ctx, func() { w.NetConn().SetReadDeadline(time.Unix(1, 0)) })
 	frame, err := w.ReadMessage()
-	stop()
+	if !stop() && err == nil {
+		// ctx ended just as the Hello arrived; its past deadline would
+		// break the next read.
+		err = ctx.Err()
+	}
 	w.NetConn().SetReadDeadline(time.Time{})
 	if err != nil {
 		w.CloseNow()
@@ -186,7 +190,11 @@ func (c *Client) dial(ctx context.Context) (*ws.Conn, error) {
 		raw.SetDeadline(d)
 	}
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer func() {
+		if !stop() {
+			raw.Close() // ctx ended: the deadline may already be in the past
+		}
+	}()
 	cfg := c.tls.Clone()
 	if host, _, err := net.SplitHostPort(c.addr.HostPort); err == nil {
 		cfg.ServerName = host

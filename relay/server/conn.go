@@ -16,9 +16,9 @@ import (
 // conn is one client connection. A read loop decodes frames and hands each
 // request to its own goroutine (at most MaxInFlight), so requests pipeline
 // and concurrent writes share a flush. Frames to the client go through a
-// bounded queue to a writer goroutine that runs only while frames wait and
-// writes all waiting frames at once, with a deadline, so a client that
-// does not read is closed instead of holding memory or slowing others.
+// bounded queue; whichever goroutine finds no write in progress writes
+// all waiting frames at once, with a deadline, so a client that does not
+// read is closed instead of holding memory or slowing others.
 //
 // When a connection has been quiet for IdleAfter, its read loop ends and
 // the server's poller watches the socket instead: an idle connection then
@@ -34,8 +34,8 @@ type conn struct {
 	slots  chan struct{} // frames queued or being written
 
 	wmu     sync.Mutex
-	pending [][]byte // frames for the writer
-	writing bool     // a writer goroutine runs
+	pending [][]byte // frames waiting to be written
+	writing bool     // a goroutine is in flush
 
 	// token names the connection in the poller while parked; guarded
 	// by the poller's lock.
@@ -88,7 +88,10 @@ func (c *conn) readLoop() {
 		// A started frame must be finished within ReadTimeout, so a
 		// client cannot hold a goroutine and a buffer by trickling.
 		c.ws.NetConn().SetReadDeadline(time.Now().Add(c.s.cfg.ReadTimeout))
-		frame, err := c.ws.ReadMessage()
+		frame, err := c.ws.Next()
+		if frame == nil && err == nil {
+			continue // a ping or pong between messages
+		}
 		if err != nil {
 			var pe *ws.ProtocolError
 			if errors.As(err, &pe) {
@@ -176,41 +179,68 @@ func (c *conn) sendError(id uint32, err error) {
 	c.send(relay.Encode(id, f))
 }
 
-// send queues a frame. If the client has not made room within
-// WriteTimeout, the connection is closed.
+// send queues a frame and, unless another goroutine is writing to this
+// connection already, writes it and everything queued behind it. The
+// goroutines that write are the ones that produced the frames for this
+// connection (its requests, its subscriptions), so a client that reads
+// slowly holds up only its own work. If the client has not made room
+// within WriteTimeout, the connection is closed.
 func (c *conn) send(frame []byte) bool {
-	select {
-	case c.slots <- struct{}{}:
-	case <-c.ctx.Done():
+	if !c.reserve() {
 		return false
-	default:
-		t := time.NewTimer(c.s.cfg.WriteTimeout)
-		defer t.Stop()
-		select {
-		case c.slots <- struct{}{}:
-		case <-c.ctx.Done():
-			return false
-		case <-t.C:
-			c.s.log.Debug("closing slow client")
-			c.s.metrics.slowClosed.Add(1)
-			c.close()
-			return false
-		}
 	}
-	c.wmu.Lock()
-	c.pending = append(c.pending, frame)
-	start := !c.writing
-	c.writing = true
-	c.wmu.Unlock()
-	if start {
-		go c.writeLoop()
+	if c.enqueue(frame) {
+		return c.flush()
 	}
 	return true
 }
 
-// writeLoop writes every queued frame in one go, until none is left; an
-// idle connection holds no writer goroutine (and no stack for it).
-func (c *conn) writeLoop() {
+// reserve takes a place in the outbound queue, waiting up to
+// WriteTimeout; false if the connection is closed (or was closed for
+// being slow). A reserved place is used by enqueue or given back with
+// unreserve.
+func (c *conn) reserve() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	default:
+	}
+	t := time.NewTimer(c.s.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	case <-t.C:
+		c.s.log.Debug("closing slow client")
+		c.s.metrics.slowClosed.Add(1)
+		c.close()
+		return false
+	}
+}
+
+func (c *conn) unreserve() { <-c.slots }
+
+// enqueue appends a frame for which a place was reserved. It returns
+// true if the caller must now flush (no write is in progress); it never
+// blocks, so it may be called under other locks.
+func (c *conn) enqueue(frame []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.pending = append(c.pending, frame)
+	if c.writing {
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// flush writes every queued frame in one go, until none is left. Only
+// the goroutine that set c.writing calls it.
+func (c *conn) flush() bool {
 	var batch [][]byte
 	for {
 		c.wmu.Lock()
@@ -218,7 +248,7 @@ func (c *conn) writeLoop() {
 			c.writing = false
 			c.pending = nil
 			c.wmu.Unlock()
-			return
+			return true
 		}
 		batch, c.pending = c.pending, batch[:0]
 		c.wmu.Unlock()
@@ -236,9 +266,12 @@ func (c *conn) writeLoop() {
 			c.close()
 			c.wmu.Lock()
 			c.writing = false
+			for range c.pending {
+				<-c.slots
+			}
 			c.pending = nil
 			c.wmu.Unlock()
-			return
+			return false
 		}
 	}
 }

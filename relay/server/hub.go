@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tainik/tainik/relay"
@@ -17,6 +18,7 @@ const maxUnacked = 256
 // hub knows which connection subscribes to which queue and log, and wakes
 // the subscription's pusher when something is stored.
 type hub struct {
+	// Lock order: hub.mu, conn.mu, queueSub.mu, conn.wmu.
 	mu     sync.Mutex // before conn.mu
 	queues map[relay.ID]*queueSub
 	logs   map[relay.ID]map[*logSub]struct{}
@@ -37,13 +39,23 @@ type queueSub struct {
 	// them (the recipient had them from an earlier connection).
 	ackedEarly map[relay.MsgID]struct{}
 	// inbox holds messages stored on this node since the pusher last
-	// looked, so that it can push them without reading them back.
-	inbox []store.Message
+	// looked, so that it can push them without reading them back. It
+	// has its own lock: the pusher holds mu while it writes to a
+	// possibly slow client, and a sender must not wait for that.
+	inboxMu    sync.Mutex
+	inbox      []store.Message
+	inboxBytes int
+	// backlog is set while the subscriber has the most unacknowledged
+	// pushes it may have: offers are dropped (the store has them).
+	backlog atomic.Bool
 }
 
 // maxInbox bounds a subscription's inbox; past it, the pusher reads the
 // store as it would for messages stored elsewhere.
 const maxInbox = 2 * maxUnacked
+
+// maxInboxBytes bounds the payload bytes a subscription's inbox holds.
+const maxInboxBytes = 256 << 10
 
 // maxAckedEarly bounds ackedEarly. Past it an early-acknowledged message
 // may be pushed once more, which delivery at least once allows.
@@ -58,11 +70,15 @@ func (h *hub) offer(key relay.ID, m store.Message) {
 	if sub == nil {
 		return
 	}
-	sub.mu.Lock()
-	if len(sub.inbox) < maxInbox {
-		sub.inbox = append(sub.inbox, m)
+	if sub.backlog.Load() {
+		return
 	}
-	sub.mu.Unlock()
+	sub.inboxMu.Lock()
+	if len(sub.inbox) < maxInbox && sub.inboxBytes+len(m.Payload) <= maxInboxBytes {
+		sub.inbox = append(sub.inbox, m)
+		sub.inboxBytes += len(m.Payload)
+	}
+	sub.inboxMu.Unlock()
 	kick(sub.kick)
 }
 
@@ -71,8 +87,8 @@ func (h *hub) offer(key relay.ID, m store.Message) {
 // (a message stored elsewhere, or not yet returned by the store) returns
 // nothing: the store has it.
 func (sub *queueSub) takeInbox(after uint64, max int) []store.Message {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
+	sub.inboxMu.Lock()
+	defer sub.inboxMu.Unlock()
 	if len(sub.inbox) == 0 {
 		return nil
 	}
@@ -89,6 +105,10 @@ func (sub *queueSub) takeInbox(after uint64, max int) []store.Message {
 	sub.inbox = append(sub.inbox[:0], sub.inbox[j:]...)
 	if len(out) == 0 {
 		sub.inbox = sub.inbox[:0]
+	}
+	sub.inboxBytes = 0
+	for _, m := range sub.inbox {
+		sub.inboxBytes += len(m.Payload)
 	}
 	if len(sub.inbox) == 0 {
 		sub.inbox = nil
@@ -140,7 +160,7 @@ func (h *hub) subscribeQueue(c *conn, key, rid relay.ID, max int) error {
 		return relay.Errorf(relay.CodeTooManySubscriptions, "at most %d subscriptions per connection", max)
 	}
 	if old != nil {
-		close(old.done)
+		old.end()
 		old.c.mu.Lock()
 		delete(old.c.queueSubs, key)
 		old.c.mu.Unlock()
@@ -162,7 +182,7 @@ func (h *hub) unsubscribeQueue(key relay.ID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if sub := h.queues[key]; sub != nil {
-		close(sub.done)
+		sub.end()
 		delete(h.queues, key)
 		sub.c.mu.Lock()
 		delete(sub.c.queueSubs, key)
@@ -233,7 +253,7 @@ func (h *hub) dropConn(c *conn) {
 		if h.queues[key] == sub {
 			delete(h.queues, key)
 		}
-		close(sub.done)
+		sub.end()
 	}
 	for id, sub := range c.logSubs {
 		delete(h.logs[id], sub)
@@ -264,11 +284,21 @@ func (sub *queueSub) run() {
 			sub.mu.Lock()
 			window := maxUnacked - len(sub.pushed)
 			sub.mu.Unlock()
+			sub.backlog.Store(window <= 0)
 			if window <= 0 {
+				// The store has everything the inbox would hold.
+				sub.inboxMu.Lock()
+				sub.inbox = nil
+				sub.inboxMu.Unlock()
 				break
 			}
 			msgs := sub.takeInbox(after, window)
 			if len(msgs) == 0 {
+				// Ids acknowledged before this read are not in
+				// what it returns: forget them.
+				sub.mu.Lock()
+				clear(sub.ackedEarly)
+				sub.mu.Unlock()
 				var err error
 				msgs, err = s.store.Messages(sub.c.ctx, sub.key, after, window, relay.MaxResponseSize/2)
 				if err != nil || len(msgs) == 0 {
@@ -276,26 +306,31 @@ func (sub *queueSub) run() {
 				}
 			}
 			for _, m := range msgs {
-				select {
-				case <-sub.done:
-					return
-				default:
-				}
 				push := relay.Encode(0, &relay.QueuePush{RecipientID: sub.rid, Message: relay.QueueMessage{MsgID: m.ID, Payload: m.Payload}})
+				if !sub.c.reserve() {
+					return
+				}
 				// Check and queue under sub.mu, so that an
-				// acknowledgement either sees the push queued or
-				// makes the pusher skip it (see acked).
+				// acknowledgement either finds the push queued ahead
+				// of its answer or makes the pusher skip it (see
+				// acked), and a replaced subscription pushes nothing
+				// more (done is closed under sub.mu).
 				sub.mu.Lock()
 				_, early := sub.ackedEarly[m.ID]
-				sent := true
-				if early {
+				ended := isDone(sub.done)
+				mustFlush := false
+				if early || ended {
 					delete(sub.ackedEarly, m.ID)
+					sub.c.unreserve()
 				} else {
 					sub.pushed[m.ID] = struct{}{}
-					sent = sub.c.send(push)
+					mustFlush = sub.c.enqueue(push)
 				}
 				sub.mu.Unlock()
-				if !sent {
+				if ended {
+					return
+				}
+				if mustFlush && !sub.c.flush() {
 					return
 				}
 				if !early {
@@ -305,6 +340,22 @@ func (sub *queueSub) run() {
 			}
 		}
 	}
+}
+
+func isDone(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// end stops the subscription's pusher; see run for why under mu.
+func (sub *queueSub) end() {
+	sub.mu.Lock()
+	close(sub.done)
+	sub.mu.Unlock()
 }
 
 func (sub *logSub) run() {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,10 +19,13 @@ import (
 // poller while it is parked. park, unpark and the wake-up hand that role
 // over under mu.
 type poller struct {
-	epfd  int           // -1 if epoll is unavailable: connections then stay unparked
-	count *atomic.Int64 // parked connections, for the metrics
+	epfd    int           // -1 if epoll is unavailable: connections then stay unparked
+	stop    int           // eventfd that tells run to return
+	stopped chan struct{} // closed when run has returned
+	count   *atomic.Int64 // parked connections, for the metrics
 
 	mu     sync.Mutex
+	closed bool // the epoll descriptor is closed
 	next   uint32
 	parked map[uint32]*conn
 }
@@ -31,7 +35,19 @@ func newPoller(count *atomic.Int64) (*poller, error) {
 	if err != nil {
 		return &poller{epfd: -1}, err
 	}
-	p := &poller{epfd: fd, count: count, parked: make(map[uint32]*conn)}
+	// An eventfd under token 0 wakes run to stop it: closing the epoll
+	// descriptor alone does not end an epoll_wait in progress.
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return &poller{epfd: -1}, err
+	}
+	if err := unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, stop, &unix.EpollEvent{Events: unix.EPOLLIN, Pad: 0}); err != nil {
+		unix.Close(fd)
+		unix.Close(stop)
+		return &poller{epfd: -1}, err
+	}
+	p := &poller{epfd: fd, stop: stop, count: count, parked: make(map[uint32]*conn), stopped: make(chan struct{})}
 	go p.run()
 	return p, nil
 }
@@ -44,9 +60,17 @@ func (p *poller) park(c *conn) bool {
 		return false
 	}
 	p.mu.Lock()
-	p.next++
-	if p.next == 0 {
-		p.next = 1
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	// Token 0 is the stop event's; skip tokens still in use after the
+	// counter wraps.
+	for {
+		p.next++
+		if p.next != 0 && p.parked[p.next] == nil {
+			break
+		}
 	}
 	c.token = p.next
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Pad: int32(c.token)}
@@ -74,7 +98,7 @@ func (p *poller) unpark(c *conn) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.parked[c.token] != c {
+	if p.closed || p.parked[c.token] != c {
 		return false
 	}
 	p.remove(c)
@@ -88,14 +112,25 @@ func (p *poller) remove(c *conn) {
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }
 
-// close stops the poller; parked connections stay as they are.
+// close stops the poller and waits for it; parked connections stay as
+// they are (Shutdown closes them first).
 func (p *poller) close() {
-	if p.epfd >= 0 {
-		unix.Close(p.epfd)
+	if p.epfd < 0 {
+		return
 	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(p.stop, one[:])
+	<-p.stopped
+	p.mu.Lock()
+	p.closed = true
+	unix.Close(p.epfd)
+	unix.Close(p.stop)
+	p.mu.Unlock()
 }
 
 func (p *poller) run() {
+	defer close(p.stopped)
 	events := make([]unix.EpollEvent, 256)
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
@@ -103,11 +138,15 @@ func (p *poller) run() {
 			continue
 		}
 		if err != nil {
-			return // closed
+			return
 		}
 		p.mu.Lock()
 		for _, ev := range events[:n] {
 			tok := uint32(ev.Pad)
+			if tok == 0 {
+				p.mu.Unlock()
+				return
+			}
 			c := p.parked[tok]
 			if c == nil {
 				continue // taken back, or closed

@@ -36,12 +36,21 @@ func (c *conn) queueCreate(ctx context.Context, m *relay.QueueCreate) (relay.Mes
 // recipient id is a 32-byte secret, so telling them apart reveals nothing
 // to someone who does not hold it.
 func (c *conn) recipientQueue(ctx context.Context, rid relay.ID, m relay.Signed) (store.Queue, error) {
-	// A queue this connection subscribed to is known: its key and
-	// recipient key never change, so acknowledgements and receives skip
-	// the lookup (not the signature).
-	c.mu.Lock()
-	q, ok := c.recipients[rid]
-	c.mu.Unlock()
+	return c.recipientQueueCached(ctx, rid, m, false)
+}
+
+// recipientQueueCached is recipientQueue that, with cached set, takes a
+// queue this connection subscribed to from memory: its key and recipient
+// key never change, so acknowledgements and receives skip the lookup
+// (not the signature). A queue deleted meanwhile fails in the store.
+func (c *conn) recipientQueueCached(ctx context.Context, rid relay.ID, m relay.Signed, cached bool) (store.Queue, error) {
+	var q store.Queue
+	ok := false
+	if cached {
+		c.mu.Lock()
+		q, ok = c.recipients[rid]
+		c.mu.Unlock()
+	}
 	if !ok {
 		var err error
 		q, err = c.s.store.QueueByRecipient(ctx, rid)
@@ -116,7 +125,7 @@ func (c *conn) queueSubscribe(ctx context.Context, m *relay.QueueSubscribe) (rel
 	if c.recipients == nil {
 		c.recipients = make(map[relay.ID]store.Queue)
 	}
-	c.recipients[m.RecipientID] = store.Queue{Key: q.Key, RecipientKey: q.RecipientKey}
+	c.recipients[m.RecipientID] = store.Queue{Key: q.Key, RecipientKey: q.RecipientKey, Contact: q.Contact}
 	c.mu.Unlock()
 	return &relay.OK{}, nil
 }
@@ -138,15 +147,15 @@ func (c *conn) queueReceive(ctx context.Context, m *relay.QueueReceive) (relay.M
 }
 
 func (c *conn) queueAck(ctx context.Context, m *relay.QueueAck) (relay.Message, error) {
-	q, err := c.recipientQueue(ctx, m.RecipientID, m)
+	q, err := c.recipientQueueCached(ctx, m.RecipientID, m, true)
 	if err != nil {
 		return nil, err
 	}
-	_, err = c.s.store.AckMessages(ctx, q.Key, m.MsgIDs)
+	if _, err := c.s.store.AckMessages(ctx, q.Key, m.MsgIDs); err != nil {
+		return nil, err
+	}
+	// Before the answer: see hub.acked.
 	c.s.hub.acked(q.Key, m.MsgIDs)
-	if err != nil {
-		return nil, err
-	}
 	return &relay.OK{}, nil
 }
 

@@ -240,8 +240,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// In parallel: a close frame can wait behind a stalled write.
+	var closing sync.WaitGroup
 	for _, c := range conns {
-		c.closeWith(ws.StatusGoingAway, "relay shutting down")
+		closing.Go(func() { c.closeWith(ws.StatusGoingAway, "relay shutting down") })
+	}
+	closed := make(chan struct{})
+	go func() { closing.Wait(); close(closed) }()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.ws.CloseNow()
+		}
+		err = errors.Join(err, errors.New("relay: shutdown: connections still closing"))
 	}
 	s.poller.close()
 	s.stopOnce.Do(func() { close(s.stopped) })

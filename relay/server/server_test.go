@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -639,4 +640,80 @@ func waitMetric(t *testing.T, r *testRelay, name string, want int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s = %s, want %d", name, last, want)
+}
+
+// TestContactLockAfterSubscribe: a contact address cannot be locked,
+// whether or not the connection subscribed to it first.
+func TestContactLockAfterSubscribe(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	pub, _, _ := ed25519.GenerateKey(nil)
+
+	q1, err := c.CreateQueue(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LockQueue(ctx, q1, pub); err == nil {
+		t.Fatal("control: contact queue locked without subscription")
+	}
+	q2, err := c.CreateQueue(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctx, q2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LockQueue(ctx, q2, pub); err == nil {
+		t.Fatal("a contact address was locked after the connection subscribed to it")
+	}
+}
+
+// TestKeepalivePings: a client that sends only WebSocket pings (a
+// keepalive, RFC 6455 Section 5.5.2) must not be disconnected.
+func TestKeepalivePings(t *testing.T) {
+	r := startRelay(t, server.Config{ReadTimeout: 300 * time.Millisecond, IdleAfter: 10 * time.Second})
+	rc := rawDial(t, r.addr)
+	frames := make(chan error, 16)
+	go func() {
+		for {
+			_, _, err := rc.ws.Read(context.Background())
+			frames <- err
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for i := 0; i < 10; i++ {
+		time.Sleep(100 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := rc.ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("ping %d after %v: %v", i, time.Duration(i+1)*100*time.Millisecond, err)
+		}
+	}
+}
+
+// TestShutdownStopsPoller: Shutdown must stop the poller goroutine.
+func TestShutdownStopsPoller(t *testing.T) {
+	pollers := func() int {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		return strings.Count(string(buf[:n]), "(*poller).run")
+	}
+	before := pollers()
+	for i := 0; i < 5; i++ {
+		srv, err := server.New(server.Config{DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.Shutdown(ctx)
+		cancel()
+	}
+	// Shutdown waits for the poller, so no polling is needed.
+	if k := pollers() - before; k > 0 {
+		t.Fatalf("%d poller goroutines still running after Shutdown", k)
+	}
 }

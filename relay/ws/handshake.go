@@ -70,6 +70,8 @@ func checkUpgrade(r *http.Request, subprotocol string) error {
 	switch {
 	case r.Method != http.MethodGet:
 		return &HandshakeError{http.StatusMethodNotAllowed, "a WebSocket handshake is a GET request"}
+	case !r.ProtoAtLeast(1, 1):
+		return &HandshakeError{http.StatusBadRequest, "a WebSocket handshake needs HTTP/1.1"}
 	case !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket"):
 		return &HandshakeError{http.StatusUpgradeRequired, "this endpoint speaks WebSocket only"}
 	case r.Header.Get("Sec-WebSocket-Version") != "13":

@@ -22,6 +22,7 @@ import (
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Opcodes, RFC 6455 Section 5.2.
@@ -169,6 +170,21 @@ func (c *Conn) WaitIdle(d time.Duration) (bool, error) {
 // peer is a *CloseError (errors.Is ErrClosed). The returned slice is the
 // caller's.
 func (c *Conn) ReadMessage() ([]byte, error) {
+	for {
+		msg, err := c.next()
+		if msg != nil || err != nil {
+			return msg, err
+		}
+	}
+}
+
+// Next is ReadMessage for a server's read loop: it also returns, with a
+// nil message and error, after answering a ping or taking a pong that
+// arrived between messages, so that a client's keep-alives count as
+// activity without holding the loop to a message deadline.
+func (c *Conn) Next() ([]byte, error) { return c.next() }
+
+func (c *Conn) next() ([]byte, error) {
 	br := c.reader()
 	var msg []byte
 	fragmented := false
@@ -183,9 +199,12 @@ func (c *Conn) ReadMessage() ([]byte, error) {
 			if _, err := io.ReadFull(br, p); err != nil {
 				return nil, err
 			}
-			h.unmask(p, 0)
+			h.unmask(p)
 			if err := c.control(h.op, p); err != nil {
 				return nil, err
+			}
+			if !fragmented {
+				return nil, nil
 			}
 			continue
 		case opText:
@@ -209,8 +228,11 @@ func (c *Conn) ReadMessage() ([]byte, error) {
 		if _, err := io.ReadFull(br, msg[start:]); err != nil {
 			return nil, err
 		}
-		h.unmask(msg[start:], 0)
+		h.unmask(msg[start:])
 		if h.fin {
+			if msg == nil {
+				msg = []byte{} // an empty message is not "no message"
+			}
 			return msg, nil
 		}
 		fragmented = true
@@ -232,6 +254,12 @@ func (c *Conn) control(op byte, p []byte) error {
 	case len(p) >= 2:
 		ce.Code = int(binary.BigEndian.Uint16(p))
 		ce.Reason = string(p[2:])
+		if !validCloseCode(ce.Code) {
+			return protocolErrorf(StatusProtocolError, "close code %d may not be sent", ce.Code)
+		}
+		if !utf8.ValidString(ce.Reason) {
+			return protocolErrorf(StatusProtocolError, "close reason is not UTF-8")
+		}
 	}
 	// Echo the status back and let the caller close the connection.
 	echo := p
@@ -240,6 +268,19 @@ func (c *Conn) control(op byte, p []byte) error {
 	}
 	c.writeControl(opClose, echo)
 	return ce
+}
+
+// validCloseCode reports whether an endpoint may send code in a close
+// frame, RFC 6455 Section 7.4: the defined codes other than those that
+// only describe a missing frame, and the registered and private ranges.
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }
 
 func (c *Conn) writeControl(op byte, p []byte) error {
@@ -289,7 +330,12 @@ func (c *Conn) WriteMessages(deadline time.Time, msgs ...[]byte) error {
 // second for the peer to take it) and closes the connection.
 func (c *Conn) Close(code int, reason string) error {
 	if len(reason) > maxControlPayload-2 {
-		reason = reason[:maxControlPayload-2]
+		// Cut at a character boundary: the reason must stay UTF-8.
+		n := maxControlPayload - 2
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
 	c.writeControl(opClose, append(p, reason...))
@@ -308,9 +354,9 @@ type header struct {
 	length uint64
 }
 
-func (h *header) unmask(p []byte, pos int) {
+func (h *header) unmask(p []byte) {
 	if h.masked {
-		maskBytes(h.mask, pos, p)
+		maskBytes(h.mask, 0, p)
 	}
 }
 

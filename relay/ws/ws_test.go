@@ -150,6 +150,10 @@ func TestProtocolErrors(t *testing.T) {
 		{"stray continuation", frame(true, opContinuation, []byte("x"), true), StatusProtocolError},
 		{"message inside message", append(frame(false, opBinary, []byte("a"), true), frame(true, opBinary, []byte("b"), true)...), StatusProtocolError},
 		{"one-byte close", frame(true, opClose, []byte{3}, true), StatusProtocolError},
+		{"close code 1005 sent", frame(true, opClose, []byte{0x03, 0xed}, true), StatusProtocolError},
+		{"close code 999", frame(true, opClose, []byte{0x03, 0xe7}, true), StatusProtocolError},
+		{"close code 5000", frame(true, opClose, []byte{0x13, 0x88}, true), StatusProtocolError},
+		{"close reason not UTF-8", frame(true, opClose, []byte{0x03, 0xe8, 0xff}, true), StatusProtocolError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,6 +166,25 @@ func TestProtocolErrors(t *testing.T) {
 				t.Fatalf("got %v, want protocol error %d", err, tt.code)
 			}
 		})
+	}
+}
+
+// TestNextReturnsOnControl: a server's read loop gets control after a
+// ping between messages, and the next message after it.
+func TestNextReturnsOnControl(t *testing.T) {
+	srv, peer := rawServer(t, 100)
+	go func() {
+		peer.Write(frame(true, opPing, []byte("hi"), true))
+		peer.Write(frame(true, opBinary, nil, true))
+	}()
+	go io.Copy(io.Discard, peer)
+	m, err := srv.Next()
+	if m != nil || err != nil {
+		t.Fatalf("after a ping: %q, %v; want nil, nil", m, err)
+	}
+	m, err = srv.Next()
+	if m == nil || len(m) != 0 || err != nil {
+		t.Fatalf("empty message: %v, %v", m, err)
 	}
 }
 

@@ -460,6 +460,11 @@ func (s *Pebble) view(fn func(r pebbleReader) error) error {
 	snap.Close()
 	s.mu.RUnlock()
 	s.waitDurable()
+	// A failed sync still counts as finished in durable; what this
+	// read saw may then be lost in a crash, so it must not be used.
+	if errp := s.broken.Load(); errp != nil {
+		return fmt.Errorf("store: an earlier commit failed, refusing reads: %w", *errp)
+	}
 	return err
 }
 
