@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tainik/tainik/relay/server"
+	"github.com/tainik/tainik/relay/server/store"
 )
 
 func main() {
@@ -85,6 +87,10 @@ func main() {
 	srv, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tainikd:", err)
+		var ee *store.EngineError
+		if errors.As(err, &ee) {
+			fmt.Fprintf(os.Stderr, "tainikd: to keep using it, run with -store %s\n", ee.Found)
+		}
 		os.Exit(1)
 	}
 	ln, err := net.Listen("tcp", *listen)

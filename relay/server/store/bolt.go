@@ -57,7 +57,7 @@ var (
 // OpenBolt opens (creating if needed) the bbolt store in dir.
 func OpenBolt(dir string) (*Bolt, error) {
 	if _, err := os.Stat(filepath.Join(dir, pebbleDir)); err == nil {
-		return nil, fmt.Errorf("store: %s holds a pebble store (%s/); refusing to open it as a bbolt store: the two engines do not share data", dir, pebbleDir)
+		return nil, &EngineError{Dir: dir, Found: "pebble", Want: "bolt"}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)

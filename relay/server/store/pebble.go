@@ -186,7 +186,7 @@ func pebblePartitions() int {
 // are in dir/pebble. It refuses a directory that holds a bbolt store.
 func OpenPebble(dir string) (*Pebble, error) {
 	if _, err := os.Stat(filepath.Join(dir, boltFile)); err == nil {
-		return nil, fmt.Errorf("store: %s holds a bbolt store (%s); refusing to open it as a pebble store: the two engines do not share data", dir, boltFile)
+		return nil, &EngineError{Dir: dir, Found: "bolt", Want: "pebble"}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("store: %w", err)
 	}

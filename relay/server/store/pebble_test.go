@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,10 +57,22 @@ func TestPebbleRefusesBolt(t *testing.T) {
 		s.Close()
 		t.Fatal("OpenPebble opened a directory holding a bbolt store")
 	}
-	for _, want := range []string{"bbolt", "pebble", "relay.db"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
+	var ee *store.EngineError
+	if !errors.As(err, &ee) || ee.Found != "bolt" || ee.Want != "pebble" {
+		t.Errorf("error %v, want an EngineError naming bolt and pebble", err)
+	}
+	// And the other way round.
+	dir2 := t.TempDir()
+	p, err := store.OpenPebble(dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if b, err := store.OpenBolt(dir2); !errors.As(err, &ee) || ee.Found != "pebble" {
+		if err == nil {
+			b.Close()
 		}
+		t.Errorf("OpenBolt on a pebble directory: %v, want an EngineError", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pebble")); !os.IsNotExist(err) {
 		t.Errorf("refused open left a pebble directory behind: %v", err)

@@ -173,6 +173,18 @@ type Store interface {
 	Close() error
 }
 
+// EngineError is returned when a data directory holds the other embedded
+// engine's store.
+type EngineError struct {
+	Dir   string
+	Found string // the engine whose files are there
+	Want  string // the engine asked for
+}
+
+func (e *EngineError) Error() string {
+	return fmt.Sprintf("store: %s holds a %s store; refusing to open it as a %s store: the two engines do not share data (open it with the %s engine, or use another directory)", e.Dir, e.Found, e.Want, e.Found)
+}
+
 // Embedded is an embedded store: one process owns it, in a data directory.
 type Embedded interface {
 	Store
