@@ -14,20 +14,6 @@ import (
 	"github.com/tainik/tainik/relay/server/store"
 )
 
-// benchStore is an embedded engine with group-commit counters.
-type benchStore interface {
-	store.Store
-	Stats() store.Stats
-}
-
-var engines = []struct {
-	name string
-	open func(dir string) (benchStore, error)
-}{
-	{"bolt", func(dir string) (benchStore, error) { return store.OpenBolt(dir) }},
-	{"pebble", func(dir string) (benchStore, error) { return store.OpenPebble(dir) }},
-}
-
 const (
 	benchQueues     = 100
 	benchGoroutines = 512
@@ -37,8 +23,8 @@ const (
 // BenchmarkAddMessage measures durable 1 KiB queue writes from 512
 // goroutines, which share flushes through group commit.
 func BenchmarkAddMessage(b *testing.B) {
-	for _, e := range engines {
-		b.Run(e.name, func(b *testing.B) { benchQueue(b, e.open, false) })
+	for _, engine := range store.Engines {
+		b.Run(engine, func(b *testing.B) { benchQueue(b, engine, false) })
 	}
 }
 
@@ -47,13 +33,13 @@ func BenchmarkAddMessage(b *testing.B) {
 // does soon after delivery, so messages live briefly and leave tombstones.
 // msgs/s counts adds and acks.
 func BenchmarkAddAck(b *testing.B) {
-	for _, e := range engines {
-		b.Run(e.name, func(b *testing.B) { benchQueue(b, e.open, true) })
+	for _, engine := range store.Engines {
+		b.Run(engine, func(b *testing.B) { benchQueue(b, engine, true) })
 	}
 }
 
-func benchQueue(b *testing.B, open func(string) (benchStore, error), ack bool) {
-	s, err := open(b.TempDir())
+func benchQueue(b *testing.B, engine string, ack bool) {
+	s, err := store.OpenEmbedded(engine, b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,31 +17,7 @@ import (
 
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/server/store"
-	"github.com/tainik/tainik/relay/server/store/storetest"
 )
-
-func TestPebble(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
-		dir := t.TempDir()
-		s, err := store.OpenPebble(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cur := s
-		t.Cleanup(func() { cur.Close() })
-		return s, func() store.Store {
-			if err := cur.Close(); err != nil {
-				t.Fatal(err)
-			}
-			next, err := store.OpenPebble(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cur = next
-			return next
-		}
-	})
-}
 
 // TestPebbleRefusesBolt: a data directory that holds a bbolt store is not
 // opened as an empty pebble store.
@@ -84,10 +60,10 @@ func TestPebbleRefusesBolt(t *testing.T) {
 // once, then checks every queue's messages against its count, its
 // sequence numbers and the acknowledged ids, before and after a reopen.
 func TestEngineMixedConcurrency(t *testing.T) {
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+	for _, engine := range store.Engines {
+		t.Run(engine, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := e.open(dir)
+			s, err := store.OpenEmbedded(engine, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +187,7 @@ func TestEngineMixedConcurrency(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s, err = e.open(dir)
+			s, err = store.OpenEmbedded(engine, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,10 +214,10 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		crashChild(dir, os.Getenv("STORE_CRASH_ENGINE"))
 		return
 	}
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
+	for _, engine := range store.Engines {
+		t.Run(engine, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := e.open(dir)
+			s, err := store.OpenEmbedded(engine, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,7 +233,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			s.Close()
 
 			cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashKeepsAcknowledgedWrites$")
-			cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+dir, "STORE_CRASH_ENGINE="+e.name)
+			cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+dir, "STORE_CRASH_ENGINE="+engine)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -280,7 +256,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 				t.Fatalf("child acknowledged only %d writes", len(acked))
 			}
 
-			s, err = e.open(dir)
+			s, err = store.OpenEmbedded(engine, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -310,14 +286,8 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 // crashChild writes messages from 64 goroutines until it is killed,
 // printing each id once its AddMessage has returned.
 func crashChild(dir, engine string) {
-	var s benchStore
-	var err error
-	for _, e := range engines {
-		if e.name == engine {
-			s, err = e.open(dir)
-		}
-	}
-	if s == nil || err != nil {
+	s, err := store.OpenEmbedded(engine, dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", engine, err)
 		os.Exit(2)
 	}
