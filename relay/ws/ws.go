@@ -144,7 +144,8 @@ func (p preReader) Read(b []byte) (int, error) {
 // then no byte of a message has been read, the read buffer is back in
 // its pool, and the connection can be watched by other means (a server's
 // poller) until the peer sends again. It returns false with a nil error
-// when data is waiting, and the connection's read error otherwise.
+// when data is waiting, and the connection's read error otherwise. It
+// leaves a read deadline set: the caller sets its own before reading.
 func (c *Conn) WaitIdle(d time.Duration) (bool, error) {
 	if len(c.pre) > 0 || (c.br != nil && c.br.Buffered() > 0) {
 		return false, nil
@@ -153,7 +154,6 @@ func (c *Conn) WaitIdle(d time.Duration) (bool, error) {
 		return false, err
 	}
 	_, err := c.reader().Peek(1)
-	c.nc.SetReadDeadline(time.Time{})
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		// Nothing was buffered: the timeout came from the first read.
