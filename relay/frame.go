@@ -15,6 +15,7 @@ package relay
 import (
 	"crypto/ed25519"
 	"errors"
+	"sync"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -86,17 +87,31 @@ type Signed interface {
 // malformed or truncated frames.
 var errBadFrame = &Error{Code: CodeBadFrame, Message: "malformed frame"}
 
+// encodeBuffers are scratch space for Encode: the builder grows by
+// doubling, so building in a reused buffer and copying the result once
+// allocates one exact frame instead of a series of growing ones.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // Encode builds a frame with the given request id.
 func Encode(id uint32, m Message) []byte {
-	b := cryptobyte.NewBuilder(make([]byte, 0, 64))
+	bp := encodeBuffers.Get().(*[]byte)
+	b := cryptobyte.NewBuilder((*bp)[:0])
 	b.AddUint8(Version)
 	b.AddUint8(uint8(m.Type()))
 	b.AddUint32(id)
 	b.AddUint32LengthPrefixed(func(b *cryptobyte.Builder) { m.marshal(b) })
-	return b.BytesOrPanic()
+	built := b.BytesOrPanic()
+	frame := append([]byte(nil), built...)
+	if cap(built) <= 128<<10 {
+		*bp = built
+		encodeBuffers.Put(bp)
+	}
+	return frame
 }
 
-// Decode parses a frame. Errors are *Error values with CodeBadFrame,
+// Decode parses a frame. Byte fields of the returned message (payloads,
+// log messages, chunks) alias frame, which must not be changed while the
+// message is in use. Errors are *Error values with CodeBadFrame,
 // CodeUnsupportedVersion or CodeUnknownCommand; when the type is unknown the
 // request id is still returned so the relay can answer it.
 func Decode(frame []byte) (uint32, Message, error) {
@@ -248,7 +263,10 @@ func readBytes32(s *cryptobyte.String, out *[]byte) bool {
 	if !readU32Prefixed(s, &v) {
 		return false
 	}
-	*out = append([]byte(nil), v...)
+	// Alias the frame instead of copying: frames are not reused, and
+	// the capacity is cut so that an append cannot reach the bytes that
+	// follow.
+	*out = []byte(v)[:len(v):len(v)]
 	return true
 }
 

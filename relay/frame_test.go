@@ -161,3 +161,16 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPushFrame encodes and decodes a QueuePush of a 1 KiB padded
+// payload, the relay's most frequent frame.
+func BenchmarkPushFrame(b *testing.B) {
+	m := &QueuePush{Message: QueueMessage{Payload: make([]byte, 1024)}}
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Decode(Encode(0, m)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
