@@ -42,12 +42,12 @@ type conn struct {
 	token uint32
 
 	// mu guards the subscription maps and recipients (nil until the
-	// first subscription). Lock order: hub.mu before conn.mu.
+	// first subscription). Lock order: see hub.
 	mu        sync.Mutex
 	queueSubs map[relay.ID]*queueSub
 	logSubs   map[relay.ID]*logSub
 	// recipients remembers the queues this connection subscribed to,
-	// by recipient id (Key and RecipientKey only).
+	// by recipient id (Key, RecipientKey and Contact only).
 	recipients map[relay.ID]store.Queue
 }
 
