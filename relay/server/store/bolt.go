@@ -293,18 +293,18 @@ func (s *Bolt) DeleteQueue(ctx context.Context, key relay.ID) error {
 	})
 }
 
-// message values: msgid[16] | expires u64 | payload.
+// Message records: marshalMessage (keys.go).
 //
 // With tombstone set, the message id stays known until the message would
 // have expired, so a sender's retry of an acknowledged message is taken as
 // a duplicate instead of being delivered again.
 func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte, tombstone bool) error {
 	v := tx.Bucket(bMsgs).Get(mk)
-	if v == nil || len(v) < 24 {
+	if v == nil || len(v) < messageHeader {
 		return ErrNotFound
 	}
 	idKey := append(append([]byte(nil), key[:]...), v[:16]...)
-	exp := time.Unix(0, int64(binary.BigEndian.Uint64(v[16:24])))
+	exp := messageExpires(v)
 	if err := tx.Bucket(bExpiry).Delete(expiryKey(exp, expMessage, mk)); err != nil {
 		return err
 	}
@@ -344,11 +344,7 @@ func (s *Bolt) AddMessage(ctx context.Context, key relay.ID, m Message, max int)
 		r.nextSeq++
 		r.count++
 		mk := seqKey(key[:], seq)
-		v := make([]byte, 24+len(m.Payload))
-		copy(v, m.ID[:])
-		binary.BigEndian.PutUint64(v[16:], uint64(m.Expires.UnixNano()))
-		copy(v[24:], m.Payload)
-		if err := tx.Bucket(bMsgs).Put(mk, v); err != nil {
+		if err := tx.Bucket(bMsgs).Put(mk, marshalMessage(&m)); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bMsgIDs).Put(idKey, mk[32:]); err != nil {
@@ -375,10 +371,7 @@ func (s *Bolt) Messages(ctx context.Context, key relay.ID, after uint64, max, ma
 				break
 			}
 			size += len(v)
-			m := Message{Seq: binary.BigEndian.Uint64(k[32:]), Payload: append([]byte(nil), v[24:]...)}
-			copy(m.ID[:], v)
-			m.Expires = time.Unix(0, int64(binary.BigEndian.Uint64(v[16:24])))
-			out = append(out, m)
+			out = append(out, parseMessage(binary.BigEndian.Uint64(k[32:]), v))
 		}
 		return nil
 	})
@@ -441,7 +434,7 @@ func (s *Bolt) Log(ctx context.Context, id relay.ID) (Log, error) {
 	return l, err
 }
 
-// entry values: epoch u64 | commit u8 | expires u64 | message.
+// Entry records: marshalEntry (keys.go).
 func (s *Bolt) AppendLog(ctx context.Context, id relay.ID, e Entry) (uint64, uint64, error) {
 	var seq, epoch uint64
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
@@ -456,15 +449,8 @@ func (s *Bolt) AppendLog(ctx context.Context, id relay.ID, e Entry) (uint64, uin
 		seq = l.NextSeq
 		l.NextSeq++
 		l.Epoch = epoch
-		v := make([]byte, 17+len(e.Message))
-		binary.BigEndian.PutUint64(v, e.Epoch)
-		if e.Commit {
-			v[8] = 1
-		}
-		binary.BigEndian.PutUint64(v[9:], uint64(e.Expires.UnixNano()))
-		copy(v[17:], e.Message)
 		ek := seqKey(id[:], seq)
-		if err := tx.Bucket(bEntries).Put(ek, v); err != nil {
+		if err := tx.Bucket(bEntries).Put(ek, marshalEntry(&e)); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bExpiry).Put(expiryKey(e.Expires, expEntry, ek), nil); err != nil {
@@ -487,7 +473,7 @@ func (s *Bolt) LogEntries(ctx context.Context, id relay.ID, from uint64, max, ma
 		now := time.Now().UnixNano()
 		for k, v := c.Seek(seqKey(id[:], from)); k != nil && bytes.HasPrefix(k, id[:]); k, v = c.Next() {
 			// Expire may not have swept it yet; it must not be served.
-			if int64(binary.BigEndian.Uint64(v[9:17])) <= now {
+			if entryExpired(v, now) {
 				continue
 			}
 			if len(out) >= max || (len(out) > 0 && size+len(v) > maxBytes) {
@@ -495,13 +481,7 @@ func (s *Bolt) LogEntries(ctx context.Context, id relay.ID, from uint64, max, ma
 				break
 			}
 			size += len(v)
-			out = append(out, Entry{
-				Seq:     binary.BigEndian.Uint64(k[32:]),
-				Epoch:   binary.BigEndian.Uint64(v),
-				Commit:  v[8] == 1,
-				Expires: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))),
-				Message: append([]byte(nil), v[17:]...),
-			})
+			out = append(out, parseEntry(binary.BigEndian.Uint64(k[32:]), v))
 		}
 		return nil
 	})

@@ -162,3 +162,62 @@ func parseBlob(v []byte) (relay.ID, Blob, error) {
 	b.HashState = append([]byte(nil), hs...)
 	return dl, b, nil
 }
+
+// Message records, the same in both embedded engines:
+// msgid[16] | expires u64 | payload.
+const messageHeader = 24
+
+func marshalMessage(m *Message) []byte {
+	v := make([]byte, messageHeader+len(m.Payload))
+	copy(v, m.ID[:])
+	binary.BigEndian.PutUint64(v[16:], uint64(m.Expires.UnixNano()))
+	copy(v[messageHeader:], m.Payload)
+	return v
+}
+
+// messageExpires reads a message record's expiry; v holds at least
+// messageHeader bytes.
+func messageExpires(v []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[16:24])))
+}
+
+// parseMessage copies a message record (at least messageHeader bytes)
+// out of the engine's memory.
+func parseMessage(seq uint64, v []byte) Message {
+	m := Message{Seq: seq, Expires: messageExpires(v), Payload: append([]byte(nil), v[messageHeader:]...)}
+	copy(m.ID[:], v)
+	return m
+}
+
+// Log entry records, the same in both embedded engines:
+// epoch u64 | commit u8 | expires u64 | message.
+const entryHeader = 17
+
+func marshalEntry(e *Entry) []byte {
+	v := make([]byte, entryHeader+len(e.Message))
+	binary.BigEndian.PutUint64(v, e.Epoch)
+	if e.Commit {
+		v[8] = 1
+	}
+	binary.BigEndian.PutUint64(v[9:], uint64(e.Expires.UnixNano()))
+	copy(v[entryHeader:], e.Message)
+	return v
+}
+
+// entryExpired reports whether an entry record (at least entryHeader
+// bytes) expired at or before now (Unix nanoseconds).
+func entryExpired(v []byte, now int64) bool {
+	return int64(binary.BigEndian.Uint64(v[9:17])) <= now
+}
+
+// parseEntry copies an entry record (at least entryHeader bytes) out of
+// the engine's memory.
+func parseEntry(seq uint64, v []byte) Entry {
+	return Entry{
+		Seq:     seq,
+		Epoch:   binary.BigEndian.Uint64(v),
+		Commit:  v[8] == 1,
+		Expires: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))),
+		Message: append([]byte(nil), v[entryHeader:]...),
+	}
+}

@@ -651,15 +651,6 @@ func (s *Pebble) DeleteQueue(ctx context.Context, key relay.ID) error {
 	})
 }
 
-// Message values are those of bolt.go: msgid[16] | expires u64 | payload.
-func messageValue(m *Message) []byte {
-	v := make([]byte, 24+len(m.Payload))
-	copy(v, m.ID[:])
-	binary.BigEndian.PutUint64(v[16:], uint64(m.Expires.UnixNano()))
-	copy(v[24:], m.Payload)
-	return v
-}
-
 // pdeleteMessage deletes the message at mk (queue key | seq) and its index
 // entries; with tombstone set its id stays known until it would have
 // expired, as in Bolt.
@@ -668,11 +659,11 @@ func pdeleteMessage(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, to
 	if err != nil {
 		return err
 	}
-	if !ok || len(v) < 24 {
+	if !ok || len(v) < messageHeader {
 		return ErrNotFound
 	}
 	idKey := pk(pMsgIDs, key[:], v[:16])
-	exp := time.Unix(0, int64(binary.BigEndian.Uint64(v[16:24])))
+	exp := messageExpires(v)
 	if err := b.Delete(pk(pExpiry, expiryKey(exp, expMessage, mk)), nil); err != nil {
 		return err
 	}
@@ -714,7 +705,7 @@ func (s *Pebble) AddMessage(ctx context.Context, key relay.ID, m Message, max in
 		r.nextSeq++
 		r.count++
 		mk := seqKey(key[:], seq)
-		if err := b.Set(pk(pMsgs, mk), messageValue(&m), nil); err != nil {
+		if err := b.Set(pk(pMsgs, mk), marshalMessage(&m), nil); err != nil {
 			return err
 		}
 		if err := b.Set(idKey, mk[32:], nil); err != nil {
@@ -743,7 +734,7 @@ func (s *Pebble) Messages(ctx context.Context, key relay.ID, after uint64, max, 
 		size := 0
 		for ok := it.First(); ok && len(out) < max; ok = it.Next() {
 			k, v := it.Key(), it.Value()
-			if len(k) != 1+32+8 || len(v) < 24 {
+			if len(k) != 1+32+8 || len(v) < messageHeader {
 				it.Close()
 				return errors.New("store: corrupt message record")
 			}
@@ -751,10 +742,7 @@ func (s *Pebble) Messages(ctx context.Context, key relay.ID, after uint64, max, 
 				break
 			}
 			size += len(v)
-			m := Message{Seq: binary.BigEndian.Uint64(k[33:]), Payload: append([]byte(nil), v[24:]...)}
-			copy(m.ID[:], v)
-			m.Expires = time.Unix(0, int64(binary.BigEndian.Uint64(v[16:24])))
-			out = append(out, m)
+			out = append(out, parseMessage(binary.BigEndian.Uint64(k[33:]), v))
 		}
 		return it.Close()
 	})
@@ -824,7 +812,7 @@ func (s *Pebble) Log(ctx context.Context, id relay.ID) (Log, error) {
 	return l, err
 }
 
-// Entry values are those of bolt.go: epoch u64 | commit u8 | expires u64 | message.
+// Entry records: marshalEntry (keys.go).
 func (s *Pebble) AppendLog(ctx context.Context, id relay.ID, e Entry) (uint64, uint64, error) {
 	var seq, epoch uint64
 	err := s.update(ctx, s.partition(id), func(b *pebble.Batch) error {
@@ -839,15 +827,8 @@ func (s *Pebble) AppendLog(ctx context.Context, id relay.ID, e Entry) (uint64, u
 		seq = l.NextSeq
 		l.NextSeq++
 		l.Epoch = epoch
-		v := make([]byte, 17+len(e.Message))
-		binary.BigEndian.PutUint64(v, e.Epoch)
-		if e.Commit {
-			v[8] = 1
-		}
-		binary.BigEndian.PutUint64(v[9:], uint64(e.Expires.UnixNano()))
-		copy(v[17:], e.Message)
 		ek := seqKey(id[:], seq)
-		if err := b.Set(pk(pEntries, ek), v, nil); err != nil {
+		if err := b.Set(pk(pEntries, ek), marshalEntry(&e), nil); err != nil {
 			return err
 		}
 		if err := b.Set(pk(pExpiry, expiryKey(e.Expires, expEntry, ek)), nil, nil); err != nil {
@@ -875,12 +856,12 @@ func (s *Pebble) LogEntries(ctx context.Context, id relay.ID, from uint64, max, 
 		now := time.Now().UnixNano()
 		for ok := it.First(); ok; ok = it.Next() {
 			k, v := it.Key(), it.Value()
-			if len(k) != 1+32+8 || len(v) < 17 {
+			if len(k) != 1+32+8 || len(v) < entryHeader {
 				it.Close()
 				return errors.New("store: corrupt log entry")
 			}
 			// Expire may not have swept it yet; it must not be served.
-			if int64(binary.BigEndian.Uint64(v[9:17])) <= now {
+			if entryExpired(v, now) {
 				continue
 			}
 			if len(out) >= max || (len(out) > 0 && size+len(v) > maxBytes) {
@@ -888,13 +869,7 @@ func (s *Pebble) LogEntries(ctx context.Context, id relay.ID, from uint64, max, 
 				break
 			}
 			size += len(v)
-			out = append(out, Entry{
-				Seq:     binary.BigEndian.Uint64(k[33:]),
-				Epoch:   binary.BigEndian.Uint64(v),
-				Commit:  v[8] == 1,
-				Expires: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))),
-				Message: append([]byte(nil), v[17:]...),
-			})
+			out = append(out, parseEntry(binary.BigEndian.Uint64(k[33:]), v))
 		}
 		return it.Close()
 	})
