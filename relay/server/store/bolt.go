@@ -579,19 +579,7 @@ func (s *Bolt) ReadBlob(ctx context.Context, download relay.ID, offset uint64, m
 			k, v = c.Prev()
 		}
 		for ; k != nil && bytes.HasPrefix(k, uh[:]) && len(out) < max; k, v = c.Next() {
-			start := binary.BigEndian.Uint64(k[32:])
-			if start+uint64(len(v)) <= offset {
-				continue
-			}
-			skip := uint64(0)
-			if offset > start {
-				skip = offset - start
-			}
-			chunk := v[skip:]
-			if len(chunk) > max-len(out) {
-				chunk = chunk[:max-len(out)]
-			}
-			out = append(out, chunk...)
+			out = appendChunk(out, binary.BigEndian.Uint64(k[32:]), v, offset, max)
 		}
 		return nil
 	})

@@ -221,3 +221,19 @@ func parseEntry(seq uint64, v []byte) Entry {
 		Message: append([]byte(nil), v[entryHeader:]...),
 	}
 }
+
+// appendChunk appends to out the part of a blob chunk that starts at
+// start and holds v which lies at or after offset, up to max bytes of out
+// in all.
+func appendChunk(out []byte, start uint64, v []byte, offset uint64, max int) []byte {
+	if start+uint64(len(v)) <= offset {
+		return out
+	}
+	if offset > start {
+		v = v[offset-start:]
+	}
+	if len(v) > max-len(out) {
+		v = v[:max-len(out)]
+	}
+	return append(out, v...)
+}

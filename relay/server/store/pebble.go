@@ -992,19 +992,7 @@ func (s *Pebble) ReadBlob(ctx context.Context, download relay.ID, offset uint64,
 				it.Close()
 				return errors.New("store: corrupt blob chunk")
 			}
-			start := binary.BigEndian.Uint64(k[33:])
-			if start+uint64(len(v)) <= offset {
-				continue
-			}
-			skip := uint64(0)
-			if offset > start {
-				skip = offset - start
-			}
-			chunk := v[skip:]
-			if len(chunk) > max-len(out) {
-				chunk = chunk[:max-len(out)]
-			}
-			out = append(out, chunk...)
+			out = appendChunk(out, binary.BigEndian.Uint64(k[33:]), v, offset, max)
 		}
 		return it.Close()
 	})
