@@ -200,8 +200,8 @@ func (s *Bolt) Close() error {
 }
 
 func (s *Bolt) CreateQueue(ctx context.Context, q Queue) error {
-	key := hashID("tainik recipient\x00", q.RecipientID)
-	sh := hashID("tainik sender\x00", q.SenderID)
+	key := hashID(labelRecipient, q.RecipientID)
+	sh := hashID(labelSender, q.SenderID)
 	rec := &queueRecord{recipientKey: q.RecipientKey, senderHash: sh, contact: q.Contact, senderKey: q.SenderKey, nextSeq: 1}
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bQueues).Get(key[:]) != nil || tx.Bucket(bSenders).Get(sh[:]) != nil {
@@ -223,7 +223,7 @@ func getQueue(tx *bbolt.Tx, key relay.ID) (*queueRecord, error) {
 }
 
 func (s *Bolt) QueueByRecipient(ctx context.Context, rid relay.ID) (Queue, error) {
-	key := hashID("tainik recipient\x00", rid)
+	key := hashID(labelRecipient, rid)
 	var q Queue
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		r, err := getQueue(tx, key)
@@ -237,7 +237,7 @@ func (s *Bolt) QueueByRecipient(ctx context.Context, rid relay.ID) (Queue, error
 }
 
 func (s *Bolt) QueueBySender(ctx context.Context, sid relay.ID) (Queue, error) {
-	sh := hashID("tainik sender\x00", sid)
+	sh := hashID(labelSender, sid)
 	var q Queue
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		k := tx.Bucket(bSenders).Get(sh[:])
@@ -489,8 +489,8 @@ func (s *Bolt) LogEntries(ctx context.Context, id relay.ID, from uint64, max, ma
 }
 
 func (s *Bolt) CreateBlob(ctx context.Context, b Blob) error {
-	uh := hashID("tainik upload\x00", b.UploadToken)
-	dh := hashID("tainik download\x00", b.DownloadToken)
+	uh := hashID(labelUpload, b.UploadToken)
+	dh := hashID(labelDownload, b.DownloadToken)
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		if tx.Bucket(bBlobs).Get(uh[:]) != nil || tx.Bucket(bBlobDL).Get(dh[:]) != nil {
 			return ErrExists
@@ -514,7 +514,7 @@ func getBlob(tx *bbolt.Tx, uh relay.ID) (relay.ID, Blob, error) {
 }
 
 func (s *Bolt) BlobByUpload(ctx context.Context, upload relay.ID) (Blob, error) {
-	uh := hashID("tainik upload\x00", upload)
+	uh := hashID(labelUpload, upload)
 	var b Blob
 	err := s.db.View(func(tx *bbolt.Tx) (err error) {
 		_, b, err = getBlob(tx, uh)
@@ -524,7 +524,7 @@ func (s *Bolt) BlobByUpload(ctx context.Context, upload relay.ID) (Blob, error) 
 }
 
 func (s *Bolt) BlobByDownload(ctx context.Context, download relay.ID) (Blob, error) {
-	dh := hashID("tainik download\x00", download)
+	dh := hashID(labelDownload, download)
 	var b Blob
 	err := s.db.View(func(tx *bbolt.Tx) (err error) {
 		uh := tx.Bucket(bBlobDL).Get(dh[:])
@@ -538,7 +538,7 @@ func (s *Bolt) BlobByDownload(ctx context.Context, download relay.ID) (Blob, err
 }
 
 func (s *Bolt) PutChunk(ctx context.Context, upload relay.ID, offset uint64, data, hashState []byte, complete bool) error {
-	uh := hashID("tainik upload\x00", upload)
+	uh := hashID(labelUpload, upload)
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		dl, b, err := getBlob(tx, uh)
 		if err != nil {
@@ -558,7 +558,7 @@ func (s *Bolt) PutChunk(ctx context.Context, upload relay.ID, offset uint64, dat
 }
 
 func (s *Bolt) ReadBlob(ctx context.Context, download relay.ID, offset uint64, max int) ([]byte, error) {
-	dh := hashID("tainik download\x00", download)
+	dh := hashID(labelDownload, download)
 	var out []byte
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		uhb := tx.Bucket(bBlobDL).Get(dh[:])
@@ -611,7 +611,7 @@ func deleteBlob(tx *bbolt.Tx, uh relay.ID) error {
 }
 
 func (s *Bolt) DeleteBlob(ctx context.Context, upload relay.ID) error {
-	uh := hashID("tainik upload\x00", upload)
+	uh := hashID(labelUpload, upload)
 	return s.update(ctx, func(tx *bbolt.Tx) error { return deleteBlob(tx, uh) })
 }
 

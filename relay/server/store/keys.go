@@ -23,6 +23,15 @@ const (
 	expTombstone = 't'
 )
 
+// Labels of hashID: the embedded stores keep identifiers and capability
+// tokens only hashed, one label per kind (PostgreSQL uses the same).
+const (
+	labelRecipient = "tainik recipient\x00"
+	labelSender    = "tainik sender\x00"
+	labelUpload    = "tainik upload\x00"
+	labelDownload  = "tainik download\x00"
+)
+
 func hashID(label string, id relay.ID) relay.ID {
 	h := sha256.New()
 	h.Write([]byte(label))

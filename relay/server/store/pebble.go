@@ -539,8 +539,8 @@ func (s *Pebble) dropQueue(b *pebble.Batch, key relay.ID) error {
 }
 
 func (s *Pebble) CreateQueue(ctx context.Context, q Queue) error {
-	key := hashID("tainik recipient\x00", q.RecipientID)
-	sh := hashID("tainik sender\x00", q.SenderID)
+	key := hashID(labelRecipient, q.RecipientID)
+	sh := hashID(labelSender, q.SenderID)
 	rec := &queueRecord{recipientKey: q.RecipientKey, senderHash: sh, contact: q.Contact, senderKey: q.SenderKey, nextSeq: 1}
 	return s.update(ctx, -1, func(b *pebble.Batch) error {
 		qk, sk := pk(pQueues, key[:]), pk(pSenders, sh[:])
@@ -559,7 +559,7 @@ func (s *Pebble) CreateQueue(ctx context.Context, q Queue) error {
 }
 
 func (s *Pebble) QueueByRecipient(ctx context.Context, rid relay.ID) (Queue, error) {
-	key := hashID("tainik recipient\x00", rid)
+	key := hashID(labelRecipient, rid)
 	var q Queue
 	err := s.view(func(r pebbleReader) error {
 		rec, err := pgetQueue(r, key)
@@ -573,7 +573,7 @@ func (s *Pebble) QueueByRecipient(ctx context.Context, rid relay.ID) (Queue, err
 }
 
 func (s *Pebble) QueueBySender(ctx context.Context, sid relay.ID) (Queue, error) {
-	sh := hashID("tainik sender\x00", sid)
+	sh := hashID(labelSender, sid)
 	q, gen, ok := s.senders.get(sh)
 	if ok {
 		return q, nil
@@ -877,8 +877,8 @@ func (s *Pebble) LogEntries(ctx context.Context, id relay.ID, from uint64, max, 
 }
 
 func (s *Pebble) CreateBlob(ctx context.Context, bl Blob) error {
-	uh := hashID("tainik upload\x00", bl.UploadToken)
-	dh := hashID("tainik download\x00", bl.DownloadToken)
+	uh := hashID(labelUpload, bl.UploadToken)
+	dh := hashID(labelDownload, bl.DownloadToken)
 	return s.update(ctx, -1, func(b *pebble.Batch) error {
 		uk, dk := pk(pBlobs, uh[:]), pk(pBlobDL, dh[:])
 		for _, k := range [][]byte{uk, dk} {
@@ -911,7 +911,7 @@ func pgetBlob(r pebbleReader, uh relay.ID) (relay.ID, Blob, error) {
 
 // pblobByDownload resolves a download capability to the blob's upload hash.
 func pblobByDownload(r pebbleReader, download relay.ID) (relay.ID, error) {
-	dh := hashID("tainik download\x00", download)
+	dh := hashID(labelDownload, download)
 	uh, ok, err := pget(r, pk(pBlobDL, dh[:]))
 	if err != nil {
 		return relay.ID{}, err
@@ -923,7 +923,7 @@ func pblobByDownload(r pebbleReader, download relay.ID) (relay.ID, error) {
 }
 
 func (s *Pebble) BlobByUpload(ctx context.Context, upload relay.ID) (Blob, error) {
-	uh := hashID("tainik upload\x00", upload)
+	uh := hashID(labelUpload, upload)
 	var bl Blob
 	err := s.view(func(r pebbleReader) (err error) {
 		_, bl, err = pgetBlob(r, uh)
@@ -946,7 +946,7 @@ func (s *Pebble) BlobByDownload(ctx context.Context, download relay.ID) (Blob, e
 }
 
 func (s *Pebble) PutChunk(ctx context.Context, upload relay.ID, offset uint64, data, hashState []byte, complete bool) error {
-	uh := hashID("tainik upload\x00", upload)
+	uh := hashID(labelUpload, upload)
 	return s.update(ctx, s.partition(uh), func(b *pebble.Batch) error {
 		dl, bl, err := pgetBlob(b, uh)
 		if err != nil {
@@ -1030,7 +1030,7 @@ func pdeleteBlob(b *pebble.Batch, uh relay.ID) error {
 }
 
 func (s *Pebble) DeleteBlob(ctx context.Context, upload relay.ID) error {
-	uh := hashID("tainik upload\x00", upload)
+	uh := hashID(labelUpload, upload)
 	return s.update(ctx, s.partition(uh), func(b *pebble.Batch) error { return pdeleteBlob(b, uh) })
 }
 
