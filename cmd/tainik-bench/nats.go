@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,9 +42,7 @@ func runNATS(cfg config) error {
 	}
 	defer js.DeleteStream("TAINIKBENCH")
 
-	var lat latencies
-	var sent, failed atomic.Int64
-	var measuring atomic.Bool
+	var sent sends
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range cfg.senders {
@@ -60,30 +56,21 @@ func runNATS(cfg config) error {
 			for ctx.Err() == nil {
 				start := time.Now()
 				_, err := js.Publish(subj, msg, nats.AckWait(10*time.Second))
-				if err != nil {
-					if !errors.Is(err, context.Canceled) {
-						failed.Add(1)
-					}
-					continue
-				}
-				if measuring.Load() {
-					sent.Add(1)
-					lat.add(time.Since(start))
-				}
+				sent.record(start, err)
 			}
 		}()
 	}
 	time.Sleep(2 * time.Second)
-	measuring.Store(true)
+	sent.measuring.Store(true)
 	t0 := time.Now()
 	time.Sleep(cfg.duration)
-	measuring.Store(false)
+	sent.measuring.Store(false)
 	elapsed := time.Since(t0)
 	stop()
 	wg.Wait()
-	p50, p99, _ := lat.quantiles()
+	p50, p99, _ := sent.lat.quantiles()
 	fmt.Printf("mode=nats url=%s publishers=%d connections=%d size=%d duration=%v\n", cfg.natsURL, cfg.senders, cfg.natsConns, cfg.size, elapsed.Round(time.Millisecond))
-	fmt.Printf("acknowledged publishes: %.0f msg/s (%d, %d failed)\n", float64(sent.Load())/elapsed.Seconds(), sent.Load(), failed.Load())
+	fmt.Printf("acknowledged publishes: %.0f msg/s (%d, %d failed)\n", float64(sent.ok.Load())/elapsed.Seconds(), sent.ok.Load(), sent.failed.Load())
 	fmt.Printf("publish→ack latency: p50 %v p99 %v\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 	return nil
 }

@@ -27,6 +27,29 @@ func (l *latencies) add(d time.Duration) {
 	l.mu.Unlock()
 }
 
+// sends counts acknowledged sends and their latency while measuring is
+// set, and failures always.
+type sends struct {
+	lat       latencies
+	ok        atomic.Int64
+	failed    atomic.Int64
+	measuring atomic.Bool
+}
+
+// record accounts for one send that started at start and ended with err.
+func (s *sends) record(start time.Time, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.failed.Add(1)
+		}
+		return
+	}
+	if s.measuring.Load() {
+		s.ok.Add(1)
+		s.lat.add(time.Since(start))
+	}
+}
+
 func (l *latencies) quantiles() (p50, p99 time.Duration, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -88,9 +111,10 @@ func runQueues(cfg config) error {
 		senders[i] = c
 	}
 
-	var e2e, sendLat latencies
-	var sent, received, failed atomic.Int64
-	measuring := atomic.Bool{}
+	var e2e latencies
+	var received atomic.Int64
+	var sent sends
+	measuring := &sent.measuring
 	work, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, r := range recipients {
@@ -187,17 +211,7 @@ func runQueues(cfg config) error {
 					binary.BigEndian.PutUint64(id[8:], uint64(n))
 					start := time.Now()
 					binary.BigEndian.PutUint64(content, uint64(start.UnixNano()))
-					err := c.Send(work, r.q.SenderID, id, content, nil)
-					if err != nil {
-						if !errors.Is(err, context.Canceled) {
-							failed.Add(1)
-						}
-						continue
-					}
-					if measuring.Load() {
-						sent.Add(1)
-						sendLat.add(time.Since(start))
-					}
+					sent.record(start, c.Send(work, r.q.SenderID, id, content, nil))
 				}
 			}()
 		}
@@ -214,13 +228,13 @@ func runQueues(cfg config) error {
 	stop()
 	wg.Wait()
 
-	s50, s99, _ := sendLat.quantiles()
+	s50, s99, _ := sent.lat.quantiles()
 	e50, e99, en := e2e.quantiles()
 	fmt.Printf("mode=%s senders=%d window=%d recipients=%d size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.window, cfg.recipients, cfg.size, elapsed.Round(time.Millisecond))
 	if cfg.mode == "latency" {
 		fmt.Printf("target rate: %d msg/s\n", cfg.rate)
 	}
-	fmt.Printf("durable sends acknowledged: %.0f msg/s (%d in %v, %d failed)\n", float64(sent.Load())/elapsed.Seconds(), sent.Load(), elapsed.Round(time.Millisecond), failed.Load())
+	fmt.Printf("durable sends acknowledged: %.0f msg/s (%d in %v, %d failed)\n", float64(sent.ok.Load())/elapsed.Seconds(), sent.ok.Load(), elapsed.Round(time.Millisecond), sent.failed.Load())
 	fmt.Printf("delivered: %.0f msg/s\n", float64(received.Load())/elapsed.Seconds())
 	fmt.Printf("send→ack latency: p50 %v p99 %v\n", s50.Round(10*time.Microsecond), s99.Round(10*time.Microsecond))
 	fmt.Printf("end-to-end latency (send→push): p50 %v p99 %v (%d samples)\n", e50.Round(10*time.Microsecond), e99.Round(10*time.Microsecond), en)
