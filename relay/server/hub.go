@@ -61,25 +61,18 @@ const maxInboxBytes = 256 << 10
 // may be pushed once more, which delivery at least once allows.
 const maxAckedEarly = 4096
 
-// offer gives a message this node has just stored to the queue's local
-// subscriber, if any, and wakes it.
-func (h *hub) offer(key relay.ID, m store.Message) {
-	h.mu.Lock()
-	sub := h.queues[key]
-	h.mu.Unlock()
-	if sub == nil {
-		return
-	}
+// offer gives a message this node has just stored to the subscriber's
+// inbox, unless it is backlogged or its inbox is full.
+func (sub *queueSub) offer(m *store.Message) {
 	if sub.backlog.Load() {
 		return
 	}
 	sub.inboxMu.Lock()
 	if len(sub.inbox) < maxInbox && sub.inboxBytes+len(m.Payload) <= maxInboxBytes {
-		sub.inbox = append(sub.inbox, m)
+		sub.inbox = append(sub.inbox, *m)
 		sub.inboxBytes += len(m.Payload)
 	}
 	sub.inboxMu.Unlock()
-	kick(sub.kick)
 }
 
 // takeInbox returns the inbox's messages that directly follow seq after,
@@ -131,13 +124,19 @@ func kick(ch chan struct{}) {
 	}
 }
 
-func (h *hub) notifyQueue(key relay.ID) {
+// notifyQueue wakes the queue's local subscriber, first offering it m
+// (when this node just stored m; nil otherwise).
+func (h *hub) notifyQueue(key relay.ID, m *store.Message) {
 	h.mu.Lock()
 	sub := h.queues[key]
 	h.mu.Unlock()
-	if sub != nil {
-		kick(sub.kick)
+	if sub == nil {
+		return
 	}
+	if m != nil {
+		sub.offer(m)
+	}
+	kick(sub.kick)
 }
 
 func (h *hub) notifyLog(id relay.ID) {

@@ -102,14 +102,16 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 	if err != nil {
 		return nil, err
 	}
-	if !dup {
-		c.s.metrics.queueMessages.Add(1)
-		msg.Seq = seq
-		c.s.hub.offer(q.Key, msg)
-	}
 	// Wake on a duplicate too: the first attempt may have been stored by
 	// a node that died before announcing it.
-	c.s.queueStored(q.Key)
+	stored := &msg
+	if dup {
+		stored = nil
+	} else {
+		c.s.metrics.queueMessages.Add(1)
+		msg.Seq = seq
+	}
+	c.s.queueStored(q.Key, stored)
 	return &relay.OK{}, nil
 }
 

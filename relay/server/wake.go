@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 
 	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/server/store"
 )
 
 // WakeKind says what a Wake names.
@@ -66,9 +67,11 @@ func LogWakeKey(id relay.ID) relay.ID {
 	return k
 }
 
-// queueStored wakes the queue's subscribers here and on the other nodes.
-func (s *Server) queueStored(key relay.ID) {
-	s.hub.notifyQueue(key)
+// queueStored wakes the queue's subscribers here and on the other nodes;
+// m is the message this node stored (nil for a duplicate), which the local
+// subscriber may push without reading it back.
+func (s *Server) queueStored(key relay.ID, m *store.Message) {
+	s.hub.notifyQueue(key, m)
 	if err := s.notifier.Publish(Wake{Kind: WakeQueue, Key: key}); err != nil {
 		s.log.Warn("publishing a wake-up failed", "err", err)
 	}
@@ -86,7 +89,7 @@ func (s *Server) logAppended(id relay.ID) {
 func (s *Server) wake(w Wake) {
 	switch w.Kind {
 	case WakeQueue:
-		s.hub.notifyQueue(w.Key)
+		s.hub.notifyQueue(w.Key, nil)
 	case WakeLog:
 		s.hub.mu.Lock()
 		id, ok := s.hub.logKeys[w.Key]
