@@ -45,6 +45,14 @@ type queueSub struct {
 	inboxMu    sync.Mutex
 	inbox      []store.Message
 	inboxBytes int
+	// unread is set while the store may hold messages for the pusher
+	// that the inbox does not: at the start, after an offer was
+	// dropped, after a wake-up without a message (another node stored
+	// it, or a sender retried), and while a read from the store has
+	// not come back empty. While it is clear and the inbox is empty,
+	// the pusher does not read the store: every message this node
+	// stores is offered to the inbox once it is durable.
+	unread bool
 	// backlog is set while the subscriber has the most unacknowledged
 	// pushes it may have: offers are dropped (the store has them).
 	backlog atomic.Bool
@@ -62,16 +70,38 @@ const maxInboxBytes = 256 << 10
 const maxAckedEarly = 4096
 
 // offer gives a message this node has just stored to the subscriber's
-// inbox, unless it is backlogged or its inbox is full.
+// inbox, unless it is backlogged or its inbox is full; then, or when m is
+// nil (a message stored elsewhere), it marks the store as unread.
 func (sub *queueSub) offer(m *store.Message) {
-	if sub.backlog.Load() {
-		return
-	}
 	sub.inboxMu.Lock()
-	if len(sub.inbox) < maxInbox && sub.inboxBytes+len(m.Payload) <= maxInboxBytes {
+	if m != nil && !sub.backlog.Load() && len(sub.inbox) < maxInbox && sub.inboxBytes+len(m.Payload) <= maxInboxBytes {
 		sub.inbox = append(sub.inbox, *m)
 		sub.inboxBytes += len(m.Payload)
+	} else {
+		sub.unread = true
 	}
+	sub.inboxMu.Unlock()
+}
+
+// mustRead says whether the pusher, having found nothing to take from
+// the inbox, has to read the store: when the store may hold what the
+// inbox does not, including after takeInbox met a gap (a message not
+// offered yet, or a store whose sequence numbers are not consecutive).
+// It clears unread, since the read it asks for covers everything stored
+// until now.
+func (sub *queueSub) mustRead() bool {
+	sub.inboxMu.Lock()
+	defer sub.inboxMu.Unlock()
+	read := sub.unread
+	sub.unread = false
+	return read
+}
+
+// readAgain marks the store as possibly holding more after a read that
+// returned messages (it returns at most a window of them).
+func (sub *queueSub) readAgain() {
+	sub.inboxMu.Lock()
+	sub.unread = true
 	sub.inboxMu.Unlock()
 }
 
@@ -96,8 +126,11 @@ func (sub *queueSub) takeInbox(after uint64, max int) []store.Message {
 	}
 	out := slices.Clone(sub.inbox[i:j])
 	sub.inbox = append(sub.inbox[:0], sub.inbox[j:]...)
-	if len(out) == 0 {
+	if len(out) == 0 && len(sub.inbox) > 0 {
+		// A gap: the pusher reads the store, which returns these
+		// too.
 		sub.inbox = sub.inbox[:0]
+		sub.unread = true
 	}
 	sub.inboxBytes = 0
 	for _, m := range sub.inbox {
@@ -133,9 +166,7 @@ func (h *hub) notifyQueue(key relay.ID, m *store.Message) {
 	if sub == nil {
 		return
 	}
-	if m != nil {
-		sub.offer(m)
-	}
+	sub.offer(m)
 	kick(sub.kick)
 }
 
@@ -164,7 +195,7 @@ func (h *hub) subscribeQueue(c *conn, key, rid relay.ID, max int) error {
 		delete(old.c.queueSubs, key)
 		old.c.mu.Unlock()
 	}
-	sub := &queueSub{c: c, key: key, rid: rid, kick: make(chan struct{}, 1), done: make(chan struct{}), pushed: make(map[relay.MsgID]struct{})}
+	sub := &queueSub{c: c, key: key, rid: rid, kick: make(chan struct{}, 1), done: make(chan struct{}), pushed: make(map[relay.MsgID]struct{}), unread: true}
 	h.queues[key] = sub
 	c.mu.Lock()
 	if c.queueSubs == nil {
@@ -287,12 +318,15 @@ func (sub *queueSub) run() {
 			if window <= 0 {
 				// The store has everything the inbox would hold.
 				sub.inboxMu.Lock()
-				sub.inbox = nil
+				sub.inbox, sub.inboxBytes, sub.unread = nil, 0, true
 				sub.inboxMu.Unlock()
 				break
 			}
 			msgs := sub.takeInbox(after, window)
 			if len(msgs) == 0 {
+				if !sub.mustRead() {
+					break
+				}
 				// Ids acknowledged before this read are not in
 				// what it returns: forget them.
 				sub.mu.Lock()
@@ -300,9 +334,15 @@ func (sub *queueSub) run() {
 				sub.mu.Unlock()
 				var err error
 				msgs, err = s.store.Messages(sub.c.ctx, sub.key, after, window, relay.MaxResponseSize/2)
-				if err != nil || len(msgs) == 0 {
+				if err != nil {
+					// Try again at the next wake-up.
+					sub.readAgain()
 					break
 				}
+				if len(msgs) == 0 {
+					break
+				}
+				sub.readAgain()
 			}
 			for _, m := range msgs {
 				push := relay.Encode(0, &relay.QueuePush{RecipientID: sub.rid, Message: relay.QueueMessage{MsgID: m.ID, Payload: m.Payload}})

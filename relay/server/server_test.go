@@ -16,12 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 	"github.com/tainik/tainik/relay/server"
+	"github.com/tainik/tainik/relay/server/store"
 )
 
 type testRelay struct {
@@ -716,4 +718,111 @@ func TestShutdownStopsPoller(t *testing.T) {
 	if k := pollers() - before; k > 0 {
 		t.Fatalf("%d poller goroutines still running after Shutdown", k)
 	}
+}
+
+// countingStore counts the pusher's reads of queue messages.
+type countingStore struct {
+	store.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) Messages(ctx context.Context, key relay.ID, after uint64, max, maxBytes int) ([]store.Message, error) {
+	s.reads.Add(1)
+	return s.Store.Messages(ctx, key, after, max, maxBytes)
+}
+
+// TestPushFromInbox checks that a subscriber who keeps up is served from
+// what this node stored, without reading the store back for every
+// message, and that one who falls behind the unacknowledged window gets
+// the rest from the store once it acknowledges.
+func TestPushFromInbox(t *testing.T) {
+	emb, err := store.OpenEmbedded("", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Close() })
+	st := &countingStore{Store: emb}
+	r := startRelay(t, server.Config{Store: st})
+	ctx := testCtx(t)
+	recv, send := dial(t, r.addr), dial(t, r.addr)
+	q, err := recv.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	const live = 40
+	for i := range live {
+		if err := send.Send(ctx, q.SenderID, msgID(i), []byte("live"), nil); err != nil {
+			t.Fatal(err)
+		}
+		p := nextPush(t, recv).(*relay.QueuePush)
+		if p.Message.MsgID != msgID(i) {
+			t.Fatalf("push %d carries %x", i, p.Message.MsgID)
+		}
+		if err := recv.Ack(ctx, q, p.Message.MsgID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The subscription's first read, and at most a few more where an
+	// acknowledgement raced a push.
+	if n := st.reads.Load(); n > 5 {
+		t.Errorf("the pusher read the store %d times for %d messages it stored itself", n, live)
+	}
+
+	// Past the window of unacknowledged pushes the inbox stops taking
+	// messages; they must come from the store.
+	const backlog = 300
+	for i := live; i < live+backlog; i++ {
+		if err := send.Send(ctx, q.SenderID, msgID(i), []byte("backlog"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := live
+	for next < live+backlog {
+		var ids []relay.MsgID
+		for len(ids) == 0 || len(recv.Pushes()) > 0 {
+			p := nextPush(t, recv).(*relay.QueuePush)
+			if p.Message.MsgID != msgID(next) {
+				t.Fatalf("push carries %x, want message %d", p.Message.MsgID, next)
+			}
+			ids = append(ids, p.Message.MsgID)
+			next++
+		}
+		if err := recv.Ack(ctx, q, ids...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs, err := recv.Receive(ctx, q); err != nil || len(msgs) != 0 {
+		t.Fatalf("after all acknowledgements: %d messages, %v", len(msgs), err)
+	}
+
+	// Concurrent senders finish out of order, so the inbox sees gaps in
+	// the sequence numbers; every message must still arrive.
+	const senders, each = 16, 25
+	base := live + backlog
+	var wg sync.WaitGroup
+	for s := range senders {
+		c := dial(t, r.addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := c.Send(ctx, q.SenderID, msgID(base+s*each+i), []byte("racing"), nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	got := map[relay.MsgID]bool{}
+	for len(got) < senders*each {
+		p := nextPush(t, recv).(*relay.QueuePush)
+		got[p.Message.MsgID] = true
+		if err := recv.Ack(ctx, q, p.Message.MsgID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
 }

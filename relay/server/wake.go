@@ -106,6 +106,7 @@ func (h *hub) notifyAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, sub := range h.queues {
+		sub.offer(nil) // the store may hold what no wake-up announced
 		kick(sub.kick)
 	}
 	for _, subs := range h.logs {
