@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/server/store"
 )
@@ -321,4 +323,66 @@ func crashChild(dir, engine string) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestPebbleOldIDIndex: an id index entry written before it carried the
+// message's expiry (8 bytes, the sequence number only) still lets the
+// message be acknowledged, and the acknowledgement still leaves a
+// tombstone that refuses a retry.
+func TestPebbleOldIDIndex(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.OpenPebble(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var rid, sid relay.ID
+	rand.Read(rid[:])
+	rand.Read(sid[:])
+	if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.QueueByRecipient(ctx, rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := relay.MsgID{7}
+	if _, _, err := s.AddMessage(ctx, q.Key, store.Message{ID: id, Payload: []byte("old"), Expires: time.Now().Add(time.Hour)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	db, err := pebble.Open(filepath.Join(dir, "pebble"), &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idKey := append(append([]byte{'i'}, q.Key[:]...), id[:]...)
+	v, closer, err := db.Get(idKey)
+	if err != nil {
+		t.Fatalf("id index entry: %v", err)
+	}
+	if len(v) != 16 {
+		t.Fatalf("id index entry of %d bytes, want 16", len(v))
+	}
+	old := append([]byte(nil), v[:8]...)
+	closer.Close()
+	if err := db.Set(idKey, old, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err = store.OpenPebble(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{id}); err != nil || n != 1 {
+		t.Fatalf("ack through an 8-byte index entry: %d, %v", n, err)
+	}
+	if q, err := s.QueueByRecipient(ctx, rid); err != nil || q.Messages != 0 {
+		t.Fatalf("after the ack: %d messages, %v", q.Messages, err)
+	}
+	if _, dup, err := s.AddMessage(ctx, q.Key, store.Message{ID: id, Payload: []byte("old"), Expires: time.Now().Add(time.Hour)}, 10); err != nil || !dup {
+		t.Fatalf("retry after the ack: dup %v, %v", dup, err)
+	}
 }

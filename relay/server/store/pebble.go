@@ -662,8 +662,13 @@ func pdeleteMessage(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, to
 	if !ok || len(v) < messageHeader {
 		return ErrNotFound
 	}
-	idKey := pk(pMsgIDs, key[:], v[:16])
-	exp := messageExpires(v)
+	return pdeleteIndexed(b, key, r, mk, relay.MsgID(v[:16]), messageExpires(v), tombstone)
+}
+
+// pdeleteIndexed is pdeleteMessage for a caller that knows the message's
+// id and expiry (from its id index entry), so the message is not read.
+func pdeleteIndexed(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, id relay.MsgID, exp time.Time, tombstone bool) error {
+	idKey := pk(pMsgIDs, key[:], id[:])
 	if err := b.Delete(pk(pExpiry, expiryKey(exp, expMessage, mk)), nil); err != nil {
 		return err
 	}
@@ -683,6 +688,15 @@ func pdeleteMessage(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, to
 	return b.Delete(pk(pMsgs, mk), nil)
 }
 
+// The id index maps a queue's message id to what an acknowledgement
+// needs: the message's sequence number and expiry (16 bytes), or only its
+// sequence number (8 bytes, as written before the expiry was added), or,
+// once acknowledged, 8 zero bytes (a tombstone).
+func pidValue(seq uint64, exp time.Time) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), seq)
+	return binary.BigEndian.AppendUint64(v, uint64(exp.UnixNano()))
+}
+
 func (s *Pebble) AddMessage(ctx context.Context, key relay.ID, m Message, max int) (uint64, bool, error) {
 	var seq uint64
 	var dup bool
@@ -694,7 +708,7 @@ func (s *Pebble) AddMessage(ctx context.Context, key relay.ID, m Message, max in
 		idKey := pk(pMsgIDs, key[:], m.ID[:])
 		if v, ok, err := pget(b, idKey); err != nil {
 			return err
-		} else if ok && len(v) == 8 {
+		} else if ok && len(v) >= 8 {
 			seq, dup = binary.BigEndian.Uint64(v), true
 			return nil
 		}
@@ -708,7 +722,7 @@ func (s *Pebble) AddMessage(ctx context.Context, key relay.ID, m Message, max in
 		if err := b.Set(pk(pMsgs, mk), marshalMessage(&m), nil); err != nil {
 			return err
 		}
-		if err := b.Set(idKey, mk[32:], nil); err != nil {
+		if err := b.Set(idKey, pidValue(seq, m.Expires), nil); err != nil {
 			return err
 		}
 		if err := b.Set(pk(pExpiry, expiryKey(m.Expires, expMessage, mk)), nil, nil); err != nil {
@@ -757,14 +771,21 @@ func (s *Pebble) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgI
 			return err
 		}
 		for _, id := range ids {
-			seq, ok, err := pget(b, pk(pMsgIDs, key[:], id[:]))
+			v, ok, err := pget(b, pk(pMsgIDs, key[:], id[:]))
 			if err != nil {
 				return err
 			}
-			if !ok || len(seq) != 8 || binary.BigEndian.Uint64(seq) == 0 {
+			if !ok || (len(v) != 8 && len(v) != 16) || binary.BigEndian.Uint64(v) == 0 {
 				continue
 			}
-			if err := pdeleteMessage(b, key, r, seqKey(key[:], binary.BigEndian.Uint64(seq)), true); err != nil {
+			mk := seqKey(key[:], binary.BigEndian.Uint64(v))
+			if len(v) == 16 {
+				exp := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+				err = pdeleteIndexed(b, key, r, mk, id, exp, true)
+			} else {
+				err = pdeleteMessage(b, key, r, mk, true)
+			}
+			if err != nil {
 				return err
 			}
 			n++
