@@ -178,10 +178,15 @@ const messageHeader = 24
 
 func marshalMessage(m *Message) []byte {
 	v := make([]byte, messageHeader+len(m.Payload))
+	putMessage(v, m)
+	return v
+}
+
+// putMessage writes m's record into v, which has its exact size.
+func putMessage(v []byte, m *Message) {
 	copy(v, m.ID[:])
 	binary.BigEndian.PutUint64(v[16:], uint64(m.Expires.UnixNano()))
 	copy(v[messageHeader:], m.Payload)
-	return v
 }
 
 // messageExpires reads a message record's expiry; v holds at least

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,6 +256,9 @@ func (s *Pebble) partition(key relay.ID) int {
 // and hands each batch to the syncer without waiting for its sync.
 func (s *Pebble) writer(p *pebblePart) {
 	defer s.writers.Done()
+	// ops gathers one round of writes; each batch gets an exact copy of
+	// its part, which lives until the syncer answers it.
+	ops := make([]pebbleOp, 0, pebbleMaxBatch)
 	for {
 		var first pebbleOp
 		select {
@@ -267,8 +271,7 @@ func (s *Pebble) writer(p *pebblePart) {
 				return
 			}
 		}
-		ops := make([]pebbleOp, 1, pebbleMaxBatch)
-		ops[0] = first
+		ops = append(ops[:0], first)
 	drain:
 		for len(ops) < pebbleMaxBatch {
 			select {
@@ -280,16 +283,17 @@ func (s *Pebble) writer(p *pebblePart) {
 		}
 		// Runs of partition writes share a batch; a write that
 		// spans partitions gets its own.
-		for len(ops) > 0 {
+		for i := 0; i < len(ops); {
 			n := 1
-			if !ops[0].global {
-				for n < len(ops) && !ops[n].global {
+			if !ops[i].global {
+				for i+n < len(ops) && !ops[i+n].global {
 					n++
 				}
 			}
-			s.apply(p, ops[:n:n], ops[0].global)
-			ops = ops[n:]
+			s.apply(p, slices.Clone(ops[i:i+n]), ops[i].global)
+			i += n
 		}
+		clear(ops)
 	}
 }
 
@@ -719,7 +723,13 @@ func (s *Pebble) AddMessage(ctx context.Context, key relay.ID, m Message, max in
 		r.nextSeq++
 		r.count++
 		mk := seqKey(key[:], seq)
-		if err := b.Set(pk(pMsgs, mk), marshalMessage(&m), nil); err != nil {
+		// The record is written straight into the batch: one copy
+		// of the payload instead of three.
+		op := b.SetDeferred(1+len(mk), messageHeader+len(m.Payload))
+		op.Key[0] = pMsgs
+		copy(op.Key[1:], mk)
+		putMessage(op.Value, &m)
+		if err := op.Finish(); err != nil {
 			return err
 		}
 		if err := b.Set(idKey, pidValue(seq, m.Expires), nil); err != nil {
