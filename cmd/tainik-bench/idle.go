@@ -131,10 +131,22 @@ func runIdle(cfg config) error {
 	// Let the relay park the connections and settle (GC) before
 	// measuring.
 	time.Sleep(cfg.idleAfter + 3*time.Second)
+	// A relay whose connections are mostly parked returns its free
+	// memory to the system (relay/server/trim.go) within seconds; wait
+	// for that.
+	trimmed := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if trimmed = scrape(hc, a.HostPort)["tainik_relay_memory_trims_total"] > m0["tainik_relay_memory_trims_total"]; trimmed {
+			break
+		}
+	}
 	after := rss(pid)
 	m1 := scrape(hc, a.HostPort)
 	open := int64(cfg.idle) - failed.Load()
 	fmt.Printf("mode=idle connections=%d (failed %d) setup=%v\n", open, failed.Load(), setup.Round(time.Millisecond))
+	if !trimmed {
+		fmt.Println("the relay did not return free memory to the system within 30 s of parking the connections")
+	}
 	fmt.Printf("relay RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(base)/(1<<20), float64(after)/(1<<20))
 	if open > 0 {
 		fmt.Printf("relay memory per idle connection: %.1f KB RSS (Go heap %.1f KB, stacks %.1f KB, %.1f goroutines)\n",

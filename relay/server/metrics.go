@@ -26,6 +26,7 @@ type metrics struct {
 	pushes         atomic.Uint64
 	slowClosed     atomic.Uint64
 	expired        atomic.Uint64
+	memoryTrims    atomic.Uint64
 	errorsMu       sync.Mutex
 	errors         map[relay.Code]uint64
 	storeStats     func() store.Stats
@@ -67,6 +68,7 @@ func (m *metrics) write(w io.Writer) {
 	counter("tainik_relay_pushes_total", "Frames pushed to subscribers.", m.pushes.Load())
 	counter("tainik_relay_slow_clients_closed_total", "Connections closed because the client did not read.", m.slowClosed.Load())
 	counter("tainik_relay_expired_total", "Messages, log entries and blobs expired.", m.expired.Load())
+	counter("tainik_relay_memory_trims_total", "Times free memory was returned to the system after connections parked.", m.memoryTrims.Load())
 	if m.storeStats != nil {
 		st := m.storeStats()
 		counter("tainik_relay_store_commits_total", "Store transactions flushed to disk.", st.Commits)

@@ -189,8 +189,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		s.log.Warn("idle connections will not be parked", "err", err)
 	}
-	s.expiryWG.Add(1)
+	s.expiryWG.Add(2)
 	go s.expireLoop()
+	go s.trimLoop()
 	return s, nil
 }
 
