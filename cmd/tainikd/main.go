@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&cfg.ACMEDomain, "acme-domain", "", "get a certificate for this public domain by ACME (Let's Encrypt) instead of the pinned key")
 	flag.StringVar(&cfg.PublicHost, "public-host", "", "host to print in the relay address when listening on all interfaces")
 	flag.DurationVar(&cfg.MessageTTL, "message-ttl", 0, "queue message lifetime (default 504h)")
+	flag.DurationVar(&cfg.DedupWindow, "dedup-window", 0, "how long after an acknowledgement a sender's retry of the same message id is still recognised and not delivered again (default 24h)")
 	flag.DurationVar(&cfg.LogRetention, "log-retention", 0, "group log entry lifetime (default 720h)")
 	flag.DurationVar(&cfg.BlobTTL, "blob-ttl", 0, "blob lifetime (default 168h)")
 	flag.Uint64Var(&cfg.MaxBlobSize, "max-blob-size", 0, "largest blob in bytes (default 64 MiB)")

@@ -153,7 +153,7 @@ func (c *conn) queueAck(ctx context.Context, m *relay.QueueAck) (relay.Message, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.s.store.AckMessages(ctx, q.Key, m.MsgIDs); err != nil {
+	if _, err := c.s.store.AckMessages(ctx, q.Key, m.MsgIDs, time.Now().Add(c.s.cfg.DedupWindow)); err != nil {
 		return nil, err
 	}
 	// Before the answer: see hub.acked.

@@ -47,7 +47,11 @@ type Config struct {
 	// listens on an unspecified address.
 	PublicHost string
 
-	MessageTTL       time.Duration // queue message lifetime; default 21 days
+	MessageTTL time.Duration // queue message lifetime; default 21 days
+	// DedupWindow is how long the id of an acknowledged message is kept,
+	// so that a sender's retry of it is recognised as a duplicate and not
+	// delivered again; at most MessageTTL. Default 24 hours.
+	DedupWindow      time.Duration
 	LogRetention     time.Duration // group log entry lifetime; default 30 days
 	BlobTTL          time.Duration // blob lifetime; default 7 days
 	MaxBlobSize      uint64        // default 64 MiB
@@ -76,6 +80,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	def(&c.MessageTTL, 21*24*time.Hour)
+	def(&c.DedupWindow, 24*time.Hour)
 	def(&c.LogRetention, 30*24*time.Hour)
 	def(&c.BlobTTL, 7*24*time.Hour)
 	def(&c.ExpireInterval, time.Minute)

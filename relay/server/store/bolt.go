@@ -282,7 +282,7 @@ func (s *Bolt) DeleteQueue(ctx context.Context, key relay.ID) error {
 			seqs = append(seqs, append([]byte(nil), k...))
 		}
 		for _, k := range seqs {
-			if err := deleteMessage(tx, key, r, k, false); err != nil {
+			if err := deleteMessage(tx, key, r, k, time.Time{}); err != nil {
 				return err
 			}
 		}
@@ -295,10 +295,11 @@ func (s *Bolt) DeleteQueue(ctx context.Context, key relay.ID) error {
 
 // Message records: marshalMessage (keys.go).
 //
-// With tombstone set, the message id stays known until the message would
-// have expired, so a sender's retry of an acknowledged message is taken as
-// a duplicate instead of being delivered again.
-func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte, tombstone bool) error {
+// With keep set, the message id stays known as a tombstone until keep or
+// until the message would have expired, whichever is first, so a sender's
+// retry of an acknowledged message is taken as a duplicate instead of
+// being delivered again.
+func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte, keep time.Time) error {
 	v := tx.Bucket(bMsgs).Get(mk)
 	if v == nil || len(v) < messageHeader {
 		return ErrNotFound
@@ -308,11 +309,11 @@ func deleteMessage(tx *bbolt.Tx, key relay.ID, r *queueRecord, mk []byte, tombst
 	if err := tx.Bucket(bExpiry).Delete(expiryKey(exp, expMessage, mk)); err != nil {
 		return err
 	}
-	if tombstone {
+	if !keep.IsZero() {
 		if err := tx.Bucket(bMsgIDs).Put(idKey, make([]byte, 8)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bExpiry).Put(expiryKey(exp, expTombstone, idKey), nil); err != nil {
+		if err := tx.Bucket(bExpiry).Put(expiryKey(tombstoneUntil(exp, keep), expTombstone, idKey), nil); err != nil {
 			return err
 		}
 	} else if err := tx.Bucket(bMsgIDs).Delete(idKey); err != nil {
@@ -378,7 +379,7 @@ func (s *Bolt) Messages(ctx context.Context, key relay.ID, after uint64, max, ma
 	return out, err
 }
 
-func (s *Bolt) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID) (int, error) {
+func (s *Bolt) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID, keep time.Time) (int, error) {
 	n := 0
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		r, err := getQueue(tx, key)
@@ -391,7 +392,7 @@ func (s *Bolt) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID)
 			if seq == nil || binary.BigEndian.Uint64(seq) == 0 {
 				continue
 			}
-			if err := deleteMessage(tx, key, r, append(key[:], seq...), true); err != nil {
+			if err := deleteMessage(tx, key, r, append(key[:], seq...), keep); err != nil {
 				return err
 			}
 			n++
@@ -635,7 +636,7 @@ func (s *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 				key := relay.ID(ref[:32])
 				var r *queueRecord
 				if r, err = getQueue(tx, key); err == nil {
-					if err = deleteMessage(tx, key, r, ref, false); err == nil {
+					if err = deleteMessage(tx, key, r, ref, time.Time{}); err == nil {
 						err = tx.Bucket(bQueues).Put(key[:], r.marshal())
 					}
 				}

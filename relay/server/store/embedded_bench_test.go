@@ -85,7 +85,7 @@ func benchQueue(b *testing.B, engine string, ack bool) {
 			if !ack {
 				continue
 			}
-			if k, err := s.AckMessages(ctx, key, []relay.MsgID{id}); err != nil || k != 1 {
+			if k, err := s.AckMessages(ctx, key, []relay.MsgID{id}, time.Now().Add(time.Hour)); err != nil || k != 1 {
 				b.Errorf("AckMessages: %d, %v", k, err)
 				return
 			}

@@ -142,7 +142,7 @@ func TestEngineMixedConcurrency(t *testing.T) {
 							mu.Unlock()
 							continue
 						}
-						if n, err := s.AckMessages(ctx, key, []relay.MsgID{id}); err != nil || n != 1 {
+						if n, err := s.AckMessages(ctx, key, []relay.MsgID{id}, time.Now().Add(time.Hour)); err != nil || n != 1 {
 							t.Errorf("AckMessages: %d, %v", n, err)
 							return
 						}
@@ -376,7 +376,7 @@ func TestPebbleOldIDIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{id}); err != nil || n != 1 {
+	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{id}, time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("ack through an 8-byte index entry: %d, %v", n, err)
 	}
 	if q, err := s.QueueByRecipient(ctx, rid); err != nil || q.Messages != 0 {

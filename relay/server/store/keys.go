@@ -48,6 +48,15 @@ func seqKey(prefix []byte, seq uint64) []byte {
 	return k
 }
 
+// tombstoneUntil is when an acknowledged message's tombstone is dropped:
+// at keep, or when the message would have expired if that is earlier.
+func tombstoneUntil(exp, keep time.Time) time.Time {
+	if keep.Before(exp) {
+		return keep
+	}
+	return exp
+}
+
 func expiryKey(t time.Time, kind byte, ref []byte) []byte {
 	k := make([]byte, 9+len(ref))
 	binary.BigEndian.PutUint64(k, uint64(t.UnixNano()))

@@ -644,7 +644,7 @@ func (s *Pebble) DeleteQueue(ctx context.Context, key relay.ID) error {
 			return err
 		}
 		for _, mk := range mks {
-			if err := pdeleteMessage(b, key, r, mk, false); err != nil {
+			if err := pdeleteMessage(b, key, r, mk, time.Time{}); err != nil {
 				return err
 			}
 		}
@@ -656,9 +656,9 @@ func (s *Pebble) DeleteQueue(ctx context.Context, key relay.ID) error {
 }
 
 // pdeleteMessage deletes the message at mk (queue key | seq) and its index
-// entries; with tombstone set its id stays known until it would have
-// expired, as in Bolt.
-func pdeleteMessage(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, tombstone bool) error {
+// entries; with keep set its id stays known as a tombstone until keep or
+// until the message would have expired, whichever is first, as in Bolt.
+func pdeleteMessage(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, keep time.Time) error {
 	v, ok, err := pget(b, pk(pMsgs, mk))
 	if err != nil {
 		return err
@@ -666,21 +666,21 @@ func pdeleteMessage(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, to
 	if !ok || len(v) < messageHeader {
 		return ErrNotFound
 	}
-	return pdeleteIndexed(b, key, r, mk, relay.MsgID(v[:16]), messageExpires(v), tombstone)
+	return pdeleteIndexed(b, key, r, mk, relay.MsgID(v[:16]), messageExpires(v), keep)
 }
 
 // pdeleteIndexed is pdeleteMessage for a caller that knows the message's
 // id and expiry (from its id index entry), so the message is not read.
-func pdeleteIndexed(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, id relay.MsgID, exp time.Time, tombstone bool) error {
+func pdeleteIndexed(b *pebble.Batch, key relay.ID, r *queueRecord, mk []byte, id relay.MsgID, exp, keep time.Time) error {
 	idKey := pk(pMsgIDs, key[:], id[:])
 	if err := b.Delete(pk(pExpiry, expiryKey(exp, expMessage, mk)), nil); err != nil {
 		return err
 	}
-	if tombstone {
+	if !keep.IsZero() {
 		if err := b.Set(idKey, make([]byte, 8), nil); err != nil {
 			return err
 		}
-		if err := b.Set(pk(pExpiry, expiryKey(exp, expTombstone, idKey[1:])), nil, nil); err != nil {
+		if err := b.Set(pk(pExpiry, expiryKey(tombstoneUntil(exp, keep), expTombstone, idKey[1:])), nil, nil); err != nil {
 			return err
 		}
 	} else if err := b.Delete(idKey, nil); err != nil {
@@ -773,7 +773,7 @@ func (s *Pebble) Messages(ctx context.Context, key relay.ID, after uint64, max, 
 	return out, err
 }
 
-func (s *Pebble) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID) (int, error) {
+func (s *Pebble) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID, keep time.Time) (int, error) {
 	n := 0
 	err := s.update(ctx, s.partition(key), func(b *pebble.Batch) error {
 		r, err := s.queue(b, key)
@@ -791,9 +791,9 @@ func (s *Pebble) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgI
 			mk := seqKey(key[:], binary.BigEndian.Uint64(v))
 			if len(v) == 16 {
 				exp := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
-				err = pdeleteIndexed(b, key, r, mk, id, exp, true)
+				err = pdeleteIndexed(b, key, r, mk, id, exp, keep)
 			} else {
-				err = pdeleteMessage(b, key, r, mk, true)
+				err = pdeleteMessage(b, key, r, mk, keep)
 			}
 			if err != nil {
 				return err
@@ -1094,7 +1094,7 @@ func (s *Pebble) Expire(ctx context.Context, now time.Time) (int, error) {
 				key := relay.ID(ref[:32])
 				var r *queueRecord
 				if r, err = s.queue(b, key); err == nil {
-					if err = pdeleteMessage(b, key, r, ref, false); err == nil {
+					if err = pdeleteMessage(b, key, r, ref, time.Time{}); err == nil {
 						err = s.putQueue(b, key, r)
 					}
 				}

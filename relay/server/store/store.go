@@ -124,17 +124,20 @@ type Store interface {
 	DeleteQueue(ctx context.Context, key relay.ID) error
 
 	// AddMessage appends m to the queue and returns its sequence number. A
-	// message whose ID is in the queue, or was acknowledged and would not
-	// yet have expired, is not stored again (dup is true), so a sender's
-	// retry is never delivered twice. ErrQuota when the queue holds max messages.
+	// message whose ID is in the queue, or has a tombstone (see
+	// AckMessages), is not stored again (dup is true), so a sender's
+	// retry is not delivered twice. ErrQuota when the queue holds max
+	// messages.
 	AddMessage(ctx context.Context, key relay.ID, m Message, max int) (seq uint64, dup bool, err error)
 	// Messages returns up to max messages with Seq > after, oldest first,
 	// stopping before maxBytes of payload (but returning at least one).
 	Messages(ctx context.Context, key relay.ID, after uint64, max, maxBytes int) ([]Message, error)
 	// AckMessages deletes the messages with the given ids and returns how
 	// many it deleted; ids not in the queue are skipped. ErrNotFound if
-	// none was there.
-	AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID) (int, error)
+	// none was there. Each deleted message's id stays as a tombstone
+	// until keep, or until the message would have expired if that is
+	// earlier; the expiry sweep drops it after that.
+	AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID, keep time.Time) (int, error)
 
 	// CreateLog stores a new log; ErrExists if the id is taken.
 	CreateLog(ctx context.Context, l Log) error

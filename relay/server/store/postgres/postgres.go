@@ -306,8 +306,9 @@ func (s *Store) queueExists(ctx context.Context, key relay.ID) error {
 }
 
 // AckMessages turns the messages into tombstones that keep their ids until
-// they would have expired, and lowers the queue's count, in one statement.
-func (s *Store) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID) (int, error) {
+// keep or until they would have expired, whichever is first, and lowers the
+// queue's count, in one statement.
+func (s *Store) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID, keep time.Time) (int, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
@@ -318,12 +319,12 @@ func (s *Store) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID
 	for attempt := 0; ; attempt++ {
 		var n, queues int
 		err := s.pool.QueryRow(ctx, `WITH a AS (
-				UPDATE messages SET acked = true, payload = NULL
+				UPDATE messages SET acked = true, payload = NULL, expires = least(expires, $3)
 				WHERE queue = $1 AND msg_id = ANY($2) AND NOT acked RETURNING 1),
 			u AS (
 				UPDATE queues SET count = greatest(count - (SELECT count(*) FROM a), 0)
 				WHERE key = $1 RETURNING 1)
-			SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM u)`, key[:], raw).Scan(&n, &queues)
+			SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM u)`, key[:], raw, keep).Scan(&n, &queues)
 		switch {
 		case attempt < 5 && retryable(err):
 			continue

@@ -140,7 +140,7 @@ func TestExpireOnEveryNode(t *testing.T) {
 	// Acknowledge a live message in every queue meanwhile, in the
 	// opposite key order.
 	for i := len(keys) - 1; i >= 0; i-- {
-		if _, err := nodes[1].AckMessages(ctx, keys[i], []relay.MsgID{{1, 1}}); err != nil {
+		if _, err := nodes[1].AckMessages(ctx, keys[i], []relay.MsgID{{1, 1}}, time.Now().Add(time.Hour)); err != nil {
 			t.Errorf("AckMessages: %v", err)
 		}
 	}

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"LogConcurrentCommits", testLogConcurrentCommits},
 		{"Blob", testBlob},
 		{"Expire", testExpire},
+		{"TombstoneKeep", testTombstoneKeep},
 		{"LogEntryExpiry", testLogEntryExpiry},
 		{"ConcurrentWrites", testConcurrentWrites},
 	}
@@ -121,10 +122,10 @@ func testQueue(t *testing.T, open Opener) {
 	if got, _ := s.Messages(ctx, q.Key, 1, 10, 1); len(got) != 1 || got[0].Seq != 2 {
 		t.Errorf("Messages after 1 with a byte limit: got %d messages", len(got))
 	}
-	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}, {77}}); err != nil || n != 1 {
+	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}, {77}}, time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("AckMessages: %d, %v", n, err)
 	}
-	if _, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}}, time.Now().Add(time.Hour)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second AckMessages: got %v, want ErrNotFound", err)
 	}
 	if _, dup, err := s.AddMessage(ctx, q.Key, msg(2), 100); err != nil || !dup {
@@ -147,7 +148,7 @@ func testQueueDurable(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 	}
-	s.AckMessages(ctx, q.Key, []relay.MsgID{{1}})
+	s.AckMessages(ctx, q.Key, []relay.MsgID{{1}}, time.Now().Add(time.Hour))
 	s = reopen()
 	q2, err := s.QueueByRecipient(ctx, rid)
 	if err != nil || q2.Key != q.Key {
@@ -356,6 +357,44 @@ func testExpire(t *testing.T, open Opener) {
 	}
 	if n, _ := s.Expire(ctx, now); n != 0 {
 		t.Errorf("second Expire deleted %d", n)
+	}
+}
+
+// testTombstoneKeep: an acknowledged id is refused as a duplicate until
+// the time AckMessages was given or the message's own expiry, whichever
+// is first; after the sweep it may be sent again.
+func testTombstoneKeep(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	_, _, q := newQueue(t, s)
+	now := time.Now()
+	for i := byte(1); i <= 2; i++ {
+		if _, _, err := s.AddMessage(ctx, q.Key, msg(i), 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Message 1's tombstone is kept for a minute; message 2's would be
+	// kept for two hours, but the message expires within the hour.
+	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{1}}, now.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("AckMessages(1): %d, %v", n, err)
+	}
+	if n, err := s.AckMessages(ctx, q.Key, []relay.MsgID{{2}}, now.Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("AckMessages(2): %d, %v", n, err)
+	}
+	s = reopen()
+	if n, err := s.Expire(ctx, now.Add(2*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("Expire after two minutes: %d, %v; want 0 (tombstones are not counted)", n, err)
+	}
+	if _, dup, err := s.AddMessage(ctx, q.Key, msg(1), 10); err != nil || dup {
+		t.Errorf("AddMessage(1) after its tombstone was swept: dup %v, %v; want it stored", dup, err)
+	}
+	if _, dup, err := s.AddMessage(ctx, q.Key, msg(2), 10); err != nil || !dup {
+		t.Errorf("AddMessage(2) within its tombstone's time: dup %v, %v; want a duplicate", dup, err)
+	}
+	if n, err := s.Expire(ctx, now.Add(61*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("Expire after 61 minutes: %d, %v; want 1 (message 1, sent again)", n, err)
+	}
+	if _, dup, err := s.AddMessage(ctx, q.Key, msg(2), 10); err != nil || dup {
+		t.Errorf("AddMessage(2) after the message's expiry: dup %v, %v; want it stored", dup, err)
 	}
 }
 
