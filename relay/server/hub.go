@@ -36,8 +36,14 @@ type queueSub struct {
 	mu     sync.Mutex
 	pushed map[relay.MsgID]struct{}
 	// ackedEarly holds ids acknowledged before this subscription pushed
-	// them (the recipient had them from an earlier connection).
+	// them: the recipient had them from an earlier connection or a
+	// QueueReceive, while a read from the store or the inbox may still
+	// hold them. The pusher skips them. It keeps the last maxAckedEarly
+	// such ids (ackedRing, oldest overwritten first), so a client that
+	// acknowledges ids it never got cannot make it grow.
 	ackedEarly map[relay.MsgID]struct{}
+	ackedRing  []relay.MsgID
+	ackedNext  int
 	// inbox holds messages stored on this node since the pusher last
 	// looked, so that it can push them without reading them back. It
 	// has its own lock: the pusher holds mu while it writes to a
@@ -65,9 +71,29 @@ const maxInbox = 2 * maxUnacked
 // maxInboxBytes bounds the payload bytes a subscription's inbox holds.
 const maxInboxBytes = 256 << 10
 
-// maxAckedEarly bounds ackedEarly. Past it an early-acknowledged message
-// may be pushed once more, which delivery at least once allows.
-const maxAckedEarly = 4096
+// maxAckedEarly bounds ackedEarly. Past it the oldest early-acknowledged
+// id is forgotten, and its message may be pushed once more if a read still
+// holds it, which delivery at least once allows.
+const maxAckedEarly = maxUnacked
+
+// ackedEarlyAdd remembers id as acknowledged before it was pushed. The
+// caller holds sub.mu.
+func (sub *queueSub) ackedEarlyAdd(id relay.MsgID) {
+	if _, ok := sub.ackedEarly[id]; ok {
+		return
+	}
+	if sub.ackedEarly == nil {
+		sub.ackedEarly = make(map[relay.MsgID]struct{})
+	}
+	if len(sub.ackedRing) < maxAckedEarly {
+		sub.ackedRing = append(sub.ackedRing, id)
+	} else {
+		delete(sub.ackedEarly, sub.ackedRing[sub.ackedNext])
+		sub.ackedRing[sub.ackedNext] = id
+		sub.ackedNext = (sub.ackedNext + 1) % maxAckedEarly
+	}
+	sub.ackedEarly[id] = struct{}{}
+}
 
 // offer gives a message this node has just stored to the subscriber's
 // inbox, unless it is backlogged or its inbox is full; then, or when m is
@@ -222,8 +248,9 @@ func (h *hub) unsubscribeQueue(key relay.ID) {
 
 // acked tells the queue's subscriber, on whichever connection, that ids
 // were acknowledged (and deleted). An id it has not pushed yet may still
-// be in a batch it read before the acknowledgement: it is remembered so
-// that the pusher skips it. The caller answers the acknowledgement only
+// be in a batch it read before the acknowledgement, in its inbox, or in an
+// offer still on its way from the sender's goroutine: it is remembered
+// (see ackedEarly) so that the pusher skips it. The caller answers the acknowledgement only
 // after acked returns, so a push of an acknowledged message is always
 // queued before the answer, never after.
 func (h *hub) acked(key relay.ID, ids []relay.MsgID) {
@@ -237,11 +264,8 @@ func (h *hub) acked(key relay.ID, ids []relay.MsgID) {
 	for _, id := range ids {
 		if _, ok := sub.pushed[id]; ok {
 			delete(sub.pushed, id)
-		} else if len(sub.ackedEarly) < maxAckedEarly {
-			if sub.ackedEarly == nil {
-				sub.ackedEarly = make(map[relay.MsgID]struct{})
-			}
-			sub.ackedEarly[id] = struct{}{}
+		} else {
+			sub.ackedEarlyAdd(id)
 		}
 	}
 	sub.mu.Unlock()
@@ -327,11 +351,6 @@ func (sub *queueSub) run() {
 				if !sub.mustRead() {
 					break
 				}
-				// Ids acknowledged before this read are not in
-				// what it returns: forget them.
-				sub.mu.Lock()
-				clear(sub.ackedEarly)
-				sub.mu.Unlock()
 				var err error
 				msgs, err = s.store.Messages(sub.c.ctx, sub.key, after, window, relay.MaxResponseSize/2)
 				if err != nil {

@@ -100,6 +100,13 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 	msg := store.Message{ID: m.MsgID, Payload: m.Payload, Expires: time.Now().Add(c.s.cfg.MessageTTL)}
 	seq, dup, err := c.s.store.AddMessage(ctx, q.Key, msg, c.s.cfg.MaxQueueMessages)
 	if err != nil {
+		// A networked store may have committed a write whose answer
+		// was lost (the connection's context ended): wake the
+		// subscriber to read the store, rather than leave such a
+		// message waiting for the next send.
+		if !errors.Is(err, store.ErrQuota) && !errors.Is(err, store.ErrNotFound) {
+			c.s.queueStored(q.Key, nil)
+		}
 		return nil, err
 	}
 	// Wake on a duplicate too: the first attempt may have been stored by
