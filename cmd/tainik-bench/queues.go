@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -218,13 +219,13 @@ func runQueues(cfg config) error {
 	}
 	// Warm up, then measure.
 	time.Sleep(2 * time.Second)
-	cpu0 := cpuTime(pid)
+	cpu0, own0 := cpuTime(pid), cpuTime(os.Getpid())
 	measuring.Store(true)
 	t0 := time.Now()
 	time.Sleep(cfg.duration)
 	measuring.Store(false)
 	elapsed := time.Since(t0)
-	cpu1 := cpuTime(pid)
+	cpu1, own1 := cpuTime(pid), cpuTime(os.Getpid())
 	stop()
 	wg.Wait()
 
@@ -240,6 +241,10 @@ func runQueues(cfg config) error {
 	fmt.Printf("end-to-end latency (send→push): p50 %v p99 %v (%d samples)\n", e50.Round(10*time.Microsecond), e99.Round(10*time.Microsecond), en)
 	if pid != 0 {
 		fmt.Printf("relay CPU: %.2f cores (%v over %v)\n", (cpu1-cpu0).Seconds()/elapsed.Seconds(), cpu1-cpu0, elapsed.Round(time.Millisecond))
+		if n := sent.ok.Load(); n > 0 {
+			fmt.Printf("CPU per acknowledged message: relay %.0f µs, load generator %.0f µs (%.2f cores)\n",
+				float64((cpu1-cpu0).Microseconds())/float64(n), float64((own1-own0).Microseconds())/float64(n), (own1-own0).Seconds()/elapsed.Seconds())
+		}
 		fmt.Printf("relay RSS: %.1f MiB\n", float64(rss(pid))/(1<<20))
 	}
 	return nil
