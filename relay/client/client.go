@@ -403,9 +403,11 @@ func (c *Client) do(ctx context.Context, build func(nonce []byte) relay.Message)
 }
 
 // write queues frame and, unless another request is writing already,
-// writes every queued frame in one go. A frame queued behind a write that
-// fails is answered through its pending entry when the read loop sees the
-// connection drop.
+// writes every queued frame in one go. Frames that other requests queue
+// meanwhile are written by a goroutine of its own, so the caller goes
+// back to waiting for its answer after one write, however busy the
+// connection. A frame queued behind a write that fails is answered
+// through its pending entry when the read loop sees the connection drop.
 func (fw *frameWriter) write(frame []byte) error {
 	fw.mu.Lock()
 	fw.queue = append(fw.queue, frame)
@@ -414,22 +416,51 @@ func (fw *frameWriter) write(frame []byte) error {
 		return nil
 	}
 	fw.active = true
-	var batch [][]byte
-	var err error
-	for len(fw.queue) > 0 && err == nil {
-		batch, fw.queue = fw.queue, batch[:0]
-		fw.mu.Unlock()
-		err = fw.w.WriteMessages(time.Now().Add(relay.WriteTimeout), batch...)
-		clear(batch)
-		fw.mu.Lock()
-	}
-	fw.queue = nil
-	fw.active = false
 	fw.mu.Unlock()
+	if err := fw.writeOnce(); err != nil {
+		return err
+	}
+	if !fw.idle() {
+		go fw.drain()
+	}
+	return nil
+}
+
+// writeOnce writes every queued frame in one write. The caller holds the
+// writer role (active); a failed write gives it up and closes the
+// connection.
+func (fw *frameWriter) writeOnce() error {
+	fw.mu.Lock()
+	batch := fw.queue
+	fw.queue = nil
+	fw.mu.Unlock()
+	err := fw.w.WriteMessages(time.Now().Add(relay.WriteTimeout), batch...)
 	if err != nil {
+		fw.mu.Lock()
+		fw.queue, fw.active = nil, false
+		fw.mu.Unlock()
 		fw.w.CloseNow()
 	}
 	return err
+}
+
+// idle gives up the writer role if nothing is queued, and says whether it
+// did.
+func (fw *frameWriter) idle() bool {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if len(fw.queue) > 0 {
+		return false
+	}
+	fw.active = false
+	return true
+}
+
+// drain writes what other requests queued while the connection was busy,
+// until nothing is left or a write fails.
+func (fw *frameWriter) drain() {
+	for fw.writeOnce() == nil && !fw.idle() {
+	}
 }
 
 func expect[T relay.Message](m relay.Message, err error) (T, error) {
