@@ -1,7 +1,8 @@
 // Command tainik-bench drives a Tainik relay over loopback and prints
 // messages per second, end-to-end latency, the relay's CPU and its memory
-// per idle connection; with -mode nats it runs the same publish workload
-// against NATS JetStream for reference.
+// per idle connection; with -mode nats it runs the same workload (durable
+// sends, delivery, batched acknowledgements that delete) against NATS
+// JetStream for reference.
 //
 //	go run ./cmd/tainik-bench -mode throughput
 //	go run ./cmd/tainik-bench -mode latency -rate 20000
@@ -60,7 +61,7 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 20000, "messages per second in latency mode")
 	flag.IntVar(&cfg.idle, "idle", 1000, "idle connections in idle mode")
 	flag.StringVar(&cfg.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server for -mode nats")
-	flag.IntVar(&cfg.natsConns, "nats-conns", 50, "NATS connections shared by the publishers")
+	flag.IntVar(&cfg.natsConns, "nats-conns", 0, "NATS connections shared by the publishers (default one per sender, as with the relay)")
 	flag.StringVar(&cfg.cpuProfile, "relay-cpuprofile", "", "have the started relay write a CPU profile here")
 	flag.IntVar(&cfg.relayPID, "relay-pid", 0, "with -addr: process id of the relay, to measure its CPU and memory")
 	benchProfile := flag.String("cpuprofile", "", "write the bench's own CPU profile here")
