@@ -792,8 +792,14 @@ func (s *Pebble) AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgI
 			if len(v) == 16 {
 				exp := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
 				err = pdeleteIndexed(b, key, r, mk, id, exp, keep)
-			} else {
-				err = pdeleteMessage(b, key, r, mk, keep)
+			} else if err = pdeleteMessage(b, key, r, mk, keep); errors.Is(err, ErrNotFound) {
+				// An index entry without its message: drop it
+				// rather than fail a batch this loop may already
+				// have changed.
+				if err := b.Delete(pk(pMsgIDs, key[:], id[:]), nil); err != nil {
+					return err
+				}
+				continue
 			}
 			if err != nil {
 				return err
