@@ -132,20 +132,21 @@ func runIdle(cfg config) error {
 	// measuring.
 	time.Sleep(cfg.idleAfter + 3*time.Second)
 	// A relay whose connections are mostly parked returns its free
-	// memory to the system (relay/server/trim.go) within seconds; wait
-	// for that.
+	// memory to the system (relay/server/trim.go): wait until it has
+	// done so with every connection parked. The last connections to
+	// park may wait for the settled-wave rule, up to a minute.
+	open := int64(cfg.idle) - failed.Load()
 	trimmed := false
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-		if trimmed = scrape(hc, a.HostPort)["tainik_relay_memory_trims_total"] > m0["tainik_relay_memory_trims_total"]; trimmed {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if trimmed = int64(scrape(hc, a.HostPort)["tainik_relay_memory_trim_parked"]) >= open; trimmed {
 			break
 		}
 	}
 	after := rss(pid)
 	m1 := scrape(hc, a.HostPort)
-	open := int64(cfg.idle) - failed.Load()
 	fmt.Printf("mode=idle connections=%d (failed %d) setup=%v\n", open, failed.Load(), setup.Round(time.Millisecond))
 	if !trimmed {
-		fmt.Println("the relay did not return free memory to the system within 30 s of parking the connections")
+		fmt.Println("the relay did not return free memory to the system with every connection parked within 90 s")
 	}
 	fmt.Printf("relay RSS: %.1f MiB before, %.1f MiB with the connections\n", float64(base)/(1<<20), float64(after)/(1<<20))
 	if open > 0 {

@@ -3,22 +3,28 @@ package server
 import "testing"
 
 func TestShouldTrim(t *testing.T) {
+	const long, short = 2 * trimSettledEvery, trimSettledEvery / 2
 	for _, c := range []struct {
-		parked, conns, trimmedAt int64
-		want                     bool
+		name string
+		st   trimState
+		want bool
 	}{
-		{0, 0, 0, false},
-		{999, 999, 0, false},           // too few to be worth a collection
-		{1000, 1000, 0, true},          // a first wave parked
-		{1000, 2001, 0, false},         // most connections are busy
-		{1000, 2000, 0, true},          // half parked is mostly idle enough
-		{1500, 1500, 1000, false},      // not enough more since the last trim
-		{2000, 2000, 1000, true},       // another wave
-		{100000, 100000, 95000, false}, // less than a tenth more
-		{100000, 100000, 90000, true},
+		{"nothing parked", trimState{}, false},
+		{"too few to be worth a collection", trimState{parked: 999, conns: 999, prevParked: 999, sinceTrim: long}, false},
+		{"a first wave parking", trimState{parked: 1000, conns: 1000, sinceTrim: short}, true},
+		{"most connections busy", trimState{parked: 1000, conns: 2001, sinceTrim: long}, false},
+		{"half parked is idle enough", trimState{parked: 1000, conns: 2000, sinceTrim: short}, true},
+		{"still parking, not enough more", trimState{parked: 1500, conns: 1500, prevParked: 1200, trimmedAt: 1000, sinceTrim: long}, false},
+		{"another wave", trimState{parked: 2000, conns: 2000, prevParked: 1500, trimmedAt: 1000, sinceTrim: short}, true},
+		{"less than a tenth more", trimState{parked: 100000, conns: 100000, prevParked: 99000, trimmedAt: 95000, sinceTrim: short}, false},
+		{"a tenth more", trimState{parked: 100000, conns: 100000, prevParked: 99000, trimmedAt: 90000, sinceTrim: short}, true},
+		{"settled after a trim mid-wave", trimState{parked: 1900, conns: 1900, prevParked: 1900, trimmedAt: 1000, sinceTrim: long}, true},
+		{"settled, but trimmed lately", trimState{parked: 1900, conns: 1900, prevParked: 1900, trimmedAt: 1000, sinceTrim: short}, false},
+		{"settled, too few since", trimState{parked: 1099, conns: 1099, prevParked: 1099, trimmedAt: 1000, sinceTrim: long}, false},
+		{"settled, nothing since", trimState{parked: 5000, conns: 5000, prevParked: 5000, trimmedAt: 5000, sinceTrim: long}, false},
 	} {
-		if got := shouldTrim(c.parked, c.conns, c.trimmedAt); got != c.want {
-			t.Errorf("shouldTrim(parked %d, conns %d, trimmed at %d) = %v, want %v", c.parked, c.conns, c.trimmedAt, got, c.want)
+		if got := shouldTrim(c.st); got != c.want {
+			t.Errorf("%s: shouldTrim(%+v) = %v, want %v", c.name, c.st, got, c.want)
 		}
 	}
 }
