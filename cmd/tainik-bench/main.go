@@ -77,6 +77,11 @@ func main() {
 	}
 
 	var err error
+	if cfg.size < 8 && (cfg.mode == "throughput" || cfg.mode == "latency" || cfg.mode == "nats") {
+		fmt.Fprintln(os.Stderr, "tainik-bench: -size must be at least 8: each message carries its send time")
+		pprof.StopCPUProfile()
+		os.Exit(2)
+	}
 	switch cfg.mode {
 	case "throughput", "latency":
 		err = runQueues(cfg)

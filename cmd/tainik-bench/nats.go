@@ -24,6 +24,9 @@ import (
 // sync_interval (set it to "always" for an fsync per write; see
 // docs/performance.md). Unlike the relay, the connections are not TLS.
 func runNATS(cfg config) error {
+	if cfg.ackDelay <= 0 {
+		return fmt.Errorf("-ack-delay must be positive in -mode nats")
+	}
 	nconns := cfg.natsConns
 	if nconns <= 0 {
 		nconns = cfg.senders

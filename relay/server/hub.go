@@ -36,13 +36,17 @@ type queueSub struct {
 	mu     sync.Mutex
 	pushed map[relay.MsgID]struct{}
 	// ackedEarly holds ids acknowledged before this subscription pushed
-	// them: the recipient had them from an earlier connection or a
-	// QueueReceive, while a read from the store or the inbox may still
-	// hold them. The pusher skips them. It keeps the last maxAckedEarly
-	// such ids (ackedRing, oldest overwritten first), so a client that
+	// them, with the time until which they count: the recipient had them
+	// from an earlier connection or a QueueReceive, while a read from
+	// the store, the inbox or an offer on its way may still hold them.
+	// The pusher skips them. Such a copy is at most seconds old, so an
+	// id counts only for ackedEarlyFor: a sender may send the same id
+	// again once its tombstone is gone (the dedup window), and that
+	// message must be pushed. It keeps the last maxAckedEarly such ids
+	// (ackedRing, oldest overwritten first), so a client that
 	// acknowledges ids it never got cannot make it grow.
-	ackedEarly map[relay.MsgID]struct{}
-	ackedRing  []relay.MsgID
+	ackedEarly map[relay.MsgID]time.Time
+	ackedRing  []ackedID
 	ackedNext  int
 	// inbox holds messages stored on this node since the pusher last
 	// looked, so that it can push them without reading them back. It
@@ -73,26 +77,53 @@ const maxInboxBytes = 256 << 10
 
 // maxAckedEarly bounds ackedEarly. Past it the oldest early-acknowledged
 // id is forgotten, and its message may be pushed once more if a read still
-// holds it, which delivery at least once allows.
-const maxAckedEarly = maxUnacked
+// holds it, which delivery at least once allows. It is one full
+// acknowledgement.
+const maxAckedEarly = relay.MaxAck
 
-// ackedEarlyAdd remembers id as acknowledged before it was pushed. The
-// caller holds sub.mu.
-func (sub *queueSub) ackedEarlyAdd(id relay.MsgID) {
-	if _, ok := sub.ackedEarly[id]; ok {
-		return
-	}
+// ackedID is a slot of ackedRing.
+type ackedID struct {
+	id    relay.MsgID
+	until time.Time
+}
+
+// ackedEarlyFor is how long an early acknowledgement counts: a minute, or
+// half the dedup window if that is shorter.
+func ackedEarlyFor(dedupWindow time.Duration) time.Duration {
+	return min(time.Minute, dedupWindow/2)
+}
+
+// ackedEarlyAdd remembers id as acknowledged before it was pushed, until
+// the given time. The caller holds sub.mu.
+func (sub *queueSub) ackedEarlyAdd(id relay.MsgID, until time.Time) {
 	if sub.ackedEarly == nil {
-		sub.ackedEarly = make(map[relay.MsgID]struct{})
+		sub.ackedEarly = make(map[relay.MsgID]time.Time)
 	}
+	slot := ackedID{id, until}
 	if len(sub.ackedRing) < maxAckedEarly {
-		sub.ackedRing = append(sub.ackedRing, id)
+		sub.ackedRing = append(sub.ackedRing, slot)
 	} else {
-		delete(sub.ackedEarly, sub.ackedRing[sub.ackedNext])
-		sub.ackedRing[sub.ackedNext] = id
+		// The oldest slot goes; its id stays if it was added again
+		// since (the map then holds the later time).
+		old := sub.ackedRing[sub.ackedNext]
+		if t, ok := sub.ackedEarly[old.id]; ok && t.Equal(old.until) {
+			delete(sub.ackedEarly, old.id)
+		}
+		sub.ackedRing[sub.ackedNext] = slot
 		sub.ackedNext = (sub.ackedNext + 1) % maxAckedEarly
 	}
-	sub.ackedEarly[id] = struct{}{}
+	sub.ackedEarly[id] = until
+}
+
+// ackedEarlyTake reports whether id was acknowledged early and still
+// counts at now, and forgets it. The caller holds sub.mu.
+func (sub *queueSub) ackedEarlyTake(id relay.MsgID, now time.Time) bool {
+	until, ok := sub.ackedEarly[id]
+	if !ok {
+		return false
+	}
+	delete(sub.ackedEarly, id)
+	return now.Before(until)
 }
 
 // offer gives a message this node has just stored to the subscriber's
@@ -250,9 +281,11 @@ func (h *hub) unsubscribeQueue(key relay.ID) {
 // were acknowledged (and deleted). An id it has not pushed yet may still
 // be in a batch it read before the acknowledgement, in its inbox, or in an
 // offer still on its way from the sender's goroutine: it is remembered
-// (see ackedEarly) so that the pusher skips it. The caller answers the acknowledgement only
-// after acked returns, so a push of an acknowledged message is always
-// queued before the answer, never after.
+// (see ackedEarly) so that the pusher skips it. The caller answers the
+// acknowledgement only after acked returns, so a push of an acknowledged
+// message is queued before the answer, never after, as long as ackedEarly
+// still holds the id (the last maxAckedEarly such ids, for
+// ackedEarlyFor); past that, delivery at least once allows one more push.
 func (h *hub) acked(key relay.ID, ids []relay.MsgID) {
 	h.mu.Lock()
 	sub := h.queues[key]
@@ -260,12 +293,13 @@ func (h *hub) acked(key relay.ID, ids []relay.MsgID) {
 	if sub == nil {
 		return
 	}
+	until := time.Now().Add(ackedEarlyFor(sub.c.s.cfg.DedupWindow))
 	sub.mu.Lock()
 	for _, id := range ids {
 		if _, ok := sub.pushed[id]; ok {
 			delete(sub.pushed, id)
 		} else {
-			sub.ackedEarlyAdd(id)
+			sub.ackedEarlyAdd(id, until)
 		}
 	}
 	sub.mu.Unlock()
@@ -374,11 +408,10 @@ func (sub *queueSub) run() {
 				// acked), and a replaced subscription pushes nothing
 				// more (done is closed under sub.mu).
 				sub.mu.Lock()
-				_, early := sub.ackedEarly[m.ID]
+				early := sub.ackedEarlyTake(m.ID, time.Now())
 				ended := isDone(sub.done)
 				mustFlush := false
 				if early || ended {
-					delete(sub.ackedEarly, m.ID)
 					sub.c.unreserve()
 				} else {
 					sub.pushed[m.ID] = struct{}{}

@@ -826,3 +826,56 @@ func TestPushFromInbox(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRetryAfterDedupWindowPushed: an id acknowledged before the
+// subscription pushed it is skipped only briefly. Once the dedup window
+// has passed, a sender's retry of it is a new message, and the live
+// subscription pushes it.
+func TestRetryAfterDedupWindowPushed(t *testing.T) {
+	r := startRelay(t, server.Config{DedupWindow: 100 * time.Millisecond, ExpireInterval: 20 * time.Millisecond})
+	ctx := testCtx(t)
+	recv, send := dial(t, r.addr), dial(t, r.addr)
+	q, err := recv.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the window of unacknowledged pushes, so that the next
+	// message waits in the store.
+	const window = 256
+	for i := range window {
+		if err := send.Send(ctx, q.SenderID, msgID(i), []byte("fill"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []relay.MsgID
+	for range window {
+		ids = append(ids, nextPush(t, recv).(*relay.QueuePush).Message.MsgID)
+	}
+	x := msgID(1000)
+	if err := send.Send(ctx, q.SenderID, x, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The recipient got X another way and acknowledges it before the
+	// subscription pushed it.
+	if err := recv.Ack(ctx, q, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Ack(ctx, q, ids...); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-recv.Pushes():
+		t.Fatalf("push of %x after its acknowledgement", m.(*relay.QueuePush).Message.MsgID)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The window has passed and the sweep ran: the retry is new.
+	if err := send.Send(ctx, q.SenderID, x, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, recv).(*relay.QueuePush); p.Message.MsgID != x {
+		t.Fatalf("push of %x, want the retry", p.Message.MsgID)
+	}
+}

@@ -136,7 +136,9 @@ type Store interface {
 	// many it deleted; ids not in the queue are skipped. ErrNotFound if
 	// none was there. Each deleted message's id stays as a tombstone
 	// until keep, or until the message would have expired if that is
-	// earlier; the expiry sweep drops it after that.
+	// earlier; the expiry sweep drops it after that. With a zero keep
+	// no tombstone counts: the embedded engines write none, PostgreSQL's
+	// is already expired and goes at the next sweep.
 	AckMessages(ctx context.Context, key relay.ID, ids []relay.MsgID, keep time.Time) (int, error)
 
 	// CreateLog stores a new log; ErrExists if the id is taken.
