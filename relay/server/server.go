@@ -139,8 +139,52 @@ type Server struct {
 	expiryWG sync.WaitGroup
 }
 
+// check refuses settings that would make no sense: a negative duration,
+// count or rate. Zero means the default. Each is named as tainikd's flag
+// for it, where there is one.
+func (c *Config) check() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"message TTL (-message-ttl)", c.MessageTTL},
+		{"dedup window (-dedup-window)", c.DedupWindow},
+		{"log retention (-log-retention)", c.LogRetention},
+		{"blob TTL (-blob-ttl)", c.BlobTTL},
+		{"idle time before parking (-idle-after)", c.IdleAfter},
+		{"expiry interval", c.ExpireInterval},
+		{"write timeout", c.WriteTimeout},
+		{"read timeout", c.ReadTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("relay: the %s is negative (%v): give a positive duration, or 0 for the default", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"message limit per queue (-max-queue-messages)", c.MaxQueueMessages},
+		{"contact address burst (-contact-burst)", c.ContactBurst},
+		{"subscription limit per connection", c.MaxSubscriptions},
+		{"limit of requests in flight", c.MaxInFlight},
+		{"outbound frame limit", c.OutboundFrames},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("relay: the %s is negative (%d): give a positive number, or 0 for the default", n.name, n.v)
+		}
+	}
+	if c.ContactRate < 0 {
+		return fmt.Errorf("relay: the contact address rate (-contact-rate) is negative (%g): give a positive rate, or 0 for the default", c.ContactRate)
+	}
+	return nil
+}
+
 // New opens the store and the relay key and returns a relay ready to Serve.
 func New(cfg Config) (*Server, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*conn]struct{}), stopped: make(chan struct{})}
 	s.limiter = contactLimiter{rate: cfg.ContactRate, burst: float64(cfg.ContactBurst), buckets: make(map[relay.ID]*bucket)}

@@ -879,3 +879,29 @@ func TestRetryAfterDedupWindowPushed(t *testing.T) {
 		t.Fatalf("push of %x, want the retry", p.Message.MsgID)
 	}
 }
+
+// TestConfigRefusesNegative: a negative setting is refused with a message
+// that names it, instead of expiring everything at once or panicking.
+func TestConfigRefusesNegative(t *testing.T) {
+	for _, c := range []struct {
+		cfg  server.Config
+		want string
+	}{
+		{server.Config{DedupWindow: -time.Hour}, "-dedup-window"},
+		{server.Config{MessageTTL: -time.Second}, "-message-ttl"},
+		{server.Config{ExpireInterval: -time.Second}, "expiry interval"},
+		{server.Config{MaxQueueMessages: -1}, "-max-queue-messages"},
+		{server.Config{ContactRate: -0.5}, "-contact-rate"},
+	} {
+		c.cfg.DataDir = t.TempDir()
+		srv, err := server.New(c.cfg)
+		if err == nil {
+			srv.Shutdown(context.Background())
+			t.Errorf("%+v: accepted", c.cfg)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "negative") {
+			t.Errorf("error %q does not name %s as negative", err, c.want)
+		}
+	}
+}
