@@ -143,39 +143,29 @@ type Server struct {
 // count or rate. Zero means the default. Each is named as tainikd's flag
 // for it, where there is one.
 func (c *Config) check() error {
-	for _, d := range []struct {
-		name string
-		v    time.Duration
+	for _, st := range []struct {
+		name     string
+		negative bool
+		value    any
 	}{
-		{"message TTL (-message-ttl)", c.MessageTTL},
-		{"dedup window (-dedup-window)", c.DedupWindow},
-		{"log retention (-log-retention)", c.LogRetention},
-		{"blob TTL (-blob-ttl)", c.BlobTTL},
-		{"idle time before parking (-idle-after)", c.IdleAfter},
-		{"expiry interval", c.ExpireInterval},
-		{"write timeout", c.WriteTimeout},
-		{"read timeout", c.ReadTimeout},
+		{"message TTL (-message-ttl)", c.MessageTTL < 0, c.MessageTTL},
+		{"dedup window (-dedup-window)", c.DedupWindow < 0, c.DedupWindow},
+		{"log retention (-log-retention)", c.LogRetention < 0, c.LogRetention},
+		{"blob TTL (-blob-ttl)", c.BlobTTL < 0, c.BlobTTL},
+		{"idle time before parking (-idle-after)", c.IdleAfter < 0, c.IdleAfter},
+		{"expiry interval", c.ExpireInterval < 0, c.ExpireInterval},
+		{"write timeout", c.WriteTimeout < 0, c.WriteTimeout},
+		{"read timeout", c.ReadTimeout < 0, c.ReadTimeout},
+		{"message limit per queue (-max-queue-messages)", c.MaxQueueMessages < 0, c.MaxQueueMessages},
+		{"contact address rate (-contact-rate)", c.ContactRate < 0, c.ContactRate},
+		{"contact address burst (-contact-burst)", c.ContactBurst < 0, c.ContactBurst},
+		{"subscription limit per connection", c.MaxSubscriptions < 0, c.MaxSubscriptions},
+		{"limit of requests in flight", c.MaxInFlight < 0, c.MaxInFlight},
+		{"outbound frame limit", c.OutboundFrames < 0, c.OutboundFrames},
 	} {
-		if d.v < 0 {
-			return fmt.Errorf("relay: the %s is negative (%v): give a positive duration, or 0 for the default", d.name, d.v)
+		if st.negative {
+			return fmt.Errorf("relay: the %s is negative (%v): give a positive value, or 0 for the default", st.name, st.value)
 		}
-	}
-	for _, n := range []struct {
-		name string
-		v    int
-	}{
-		{"message limit per queue (-max-queue-messages)", c.MaxQueueMessages},
-		{"contact address burst (-contact-burst)", c.ContactBurst},
-		{"subscription limit per connection", c.MaxSubscriptions},
-		{"limit of requests in flight", c.MaxInFlight},
-		{"outbound frame limit", c.OutboundFrames},
-	} {
-		if n.v < 0 {
-			return fmt.Errorf("relay: the %s is negative (%d): give a positive number, or 0 for the default", n.name, n.v)
-		}
-	}
-	if c.ContactRate < 0 {
-		return fmt.Errorf("relay: the contact address rate (-contact-rate) is negative (%g): give a positive rate, or 0 for the default", c.ContactRate)
 	}
 	return nil
 }
