@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 
 	"github.com/tainik/tainik/relay"
 )
@@ -44,6 +45,12 @@ func (c *Client) PutChunk(ctx context.Context, b Blob, offset uint64, data []byt
 // Upload uploads data (already encrypted by the caller), resuming from
 // what the relay holds if b was started before. Pass a zero Blob to start.
 func (c *Client) Upload(ctx context.Context, b Blob, data []byte) (Blob, error) {
+	if len(data) == 0 {
+		return b, relay.Errorf(relay.CodeBadRequest, "nothing to upload: a blob holds at least one byte")
+	}
+	if b != (Blob{}) && b.Size != 0 && b.Size != uint64(len(data)) {
+		return b, relay.Errorf(relay.CodeBadRequest, "resuming an upload of %d bytes with %d bytes of data", b.Size, len(data))
+	}
 	var off uint64
 	if b == (Blob{}) {
 		var err error
@@ -68,19 +75,30 @@ func (c *Client) Upload(ctx context.Context, b Blob, data []byte) (Blob, error) 
 	return b, nil
 }
 
-// Download reads a complete blob by its download capability and checks
-// its size.
+// Download reads a complete blob by its download capability. It checks
+// that the relay's answers agree on the blob's size and add up to it; the
+// content is the uploader's to check (the relay cannot read it: it is
+// encrypted, and its digest travels inside MLS).
 func (c *Client) Download(ctx context.Context, token relay.ID) ([]byte, error) {
 	var out []byte
-	for {
+	var size uint64
+	for first := true; ; first = false {
 		r, err := expect[*relay.BlobData](c.do(ctx, func([]byte) relay.Message {
 			return &relay.BlobGet{DownloadToken: token, Offset: uint64(len(out)), Max: relay.MaxChunk}
 		}))
 		if err != nil {
 			return nil, err
 		}
+		if first {
+			size = r.Size
+		} else if r.Size != size {
+			return nil, fmt.Errorf("relay: blob size changed from %d to %d during the download", size, r.Size)
+		}
+		if uint64(len(out))+uint64(len(r.Data)) > size {
+			return nil, fmt.Errorf("relay: the relay sent more than the blob's %d bytes", size)
+		}
 		out = append(out, r.Data...)
-		if uint64(len(out)) >= r.Size {
+		if uint64(len(out)) == size {
 			return out, nil
 		}
 		if len(r.Data) == 0 {

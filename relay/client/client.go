@@ -40,8 +40,16 @@ type Options struct {
 	// MaxBackoff caps the reconnect delay; default 10 s.
 	MaxBackoff time.Duration
 	// PushBuffer is the capacity of the Pushes channel; default 1024.
+	// Pushes that do not fit wait inside the client (up to
+	// MaxPushBacklog bytes), so a consumer may call the client's
+	// methods, Ack for one, from the goroutine that drains Pushes.
 	PushBuffer int
 }
+
+// MaxPushBacklog bounds the bytes of pushes waiting inside a client for
+// room in its Pushes channel. Past it the client stops reading from the
+// relay until the consumer catches up; answers to requests then wait too.
+const MaxPushBacklog = 64 << 20
 
 // Client is a connection to one relay. It is safe for concurrent use.
 type Client struct {
@@ -49,6 +57,7 @@ type Client struct {
 	opts   Options
 	tls    *tls.Config
 	pushes chan relay.Message
+	pushIn chan pushed // from the read loop to deliver
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -79,6 +88,12 @@ type result struct {
 	err error
 }
 
+// pushed is a push on its way to Pushes, with its frame's size.
+type pushed struct {
+	m    relay.Message
+	size int
+}
+
 type logSub struct {
 	token relay.ID
 	next  uint64
@@ -95,8 +110,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 10 * time.Second
 	}
-	if opts.PushBuffer == 0 {
+	if opts.PushBuffer <= 0 {
 		opts.PushBuffer = 1024
+	}
+	if opts.MaxBackoff < 50*time.Millisecond {
+		opts.MaxBackoff = 50 * time.Millisecond
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	if a.Fingerprint != "" {
@@ -118,6 +136,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		opts:      opts,
 		tls:       tlsConfig,
 		pushes:    make(chan relay.Message, opts.PushBuffer),
+		pushIn:    make(chan pushed),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
 		pending:   make(map[uint32]chan result),
@@ -131,12 +150,49 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c.setConn(ws, nonce)
+	go c.deliver()
 	go c.run(ws)
 	return c, nil
 }
 
-// Pushes delivers QueuePush and LogPush frames. The client stops reading
-// from the relay while the channel is full, so drain it.
+// deliver moves pushes from the read loop to Pushes, holding those that
+// do not fit (up to MaxPushBacklog bytes) so that the read loop goes on
+// reading the answers to requests behind them.
+func (c *Client) deliver() {
+	var backlog []pushed
+	bytes := 0
+	for {
+		var out chan<- relay.Message
+		var next relay.Message
+		if len(backlog) > 0 {
+			out, next = c.pushes, backlog[0].m
+		}
+		in := c.pushIn
+		if bytes >= MaxPushBacklog {
+			in = nil
+		}
+		select {
+		case p := <-in:
+			backlog = append(backlog, p)
+			bytes += p.size
+		case out <- next:
+			bytes -= backlog[0].size
+			backlog[0] = pushed{}
+			backlog = backlog[1:]
+			if len(backlog) == 0 {
+				backlog = nil
+			}
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// Pushes delivers QueuePush and LogPush frames, and error frames the relay
+// sends outside any request. Pushes the channel has no room for wait
+// inside the client, up to MaxPushBacklog bytes; past that the client
+// stops reading from the relay (answers to requests wait too) until the
+// channel is drained.
 func (c *Client) Pushes() <-chan relay.Message { return c.pushes }
 
 // Close closes the connection and stops reconnecting.
@@ -223,10 +279,18 @@ func (c *Client) setConn(ws *ws.Conn, nonce [relay.NonceSize]byte) {
 	close(c.connected)
 }
 
+// stableAfter is how long a connection must have lasted for the client
+// to reconnect at once when it drops; a connection that drops sooner (a
+// relay or middlebox that accepts and then closes) makes the client wait,
+// longer each time up to MaxBackoff.
+const stableAfter = 5 * time.Second
+
 // run reads frames and reconnects when the connection drops.
 func (c *Client) run(ws *ws.Conn) {
 	defer close(c.done)
+	var backoff time.Duration
 	for {
+		up := time.Now()
 		c.readLoop(ws)
 		c.mu.Lock()
 		c.ws = nil
@@ -237,30 +301,34 @@ func (c *Client) run(ws *ws.Conn) {
 		}
 		c.mu.Unlock()
 		ws.CloseNow()
+		if time.Since(up) >= stableAfter {
+			backoff = 0
+		}
 		var nonce [relay.NonceSize]byte
 		var err error
-		backoff := 50 * time.Millisecond
 		for {
+			if backoff > 0 {
+				t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+				select {
+				case <-c.ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
 			if c.ctx.Err() != nil {
 				return
 			}
+			backoff = min(max(2*backoff, 50*time.Millisecond), c.opts.MaxBackoff)
 			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 			ws, nonce, err = c.connect(ctx)
 			cancel()
 			if err == nil {
 				break
 			}
-			t := time.NewTimer(backoff/2 + rand.N(backoff))
-			select {
-			case <-c.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			backoff = min(2*backoff, c.opts.MaxBackoff)
 		}
 		c.setConn(ws, nonce)
-		c.resubscribe()
+		c.resubscribe(ws)
 	}
 }
 
@@ -273,6 +341,15 @@ func (c *Client) readLoop(ws *ws.Conn) {
 			return
 		}
 		id, m, err := relay.Decode(frame)
+		var re *relay.Error
+		if errors.As(err, &re) && re.Code == relay.CodeUnknownCommand {
+			// A frame type this client does not know, from a newer
+			// relay: skip a push; fail the request it answers.
+			if id != 0 {
+				c.answer(id, result{err: fmt.Errorf("relay: answer of a type this client does not know: %w", err)})
+			}
+			continue
+		}
 		if err != nil {
 			return
 		}
@@ -292,29 +369,35 @@ func (c *Client) readLoop(ws *ws.Conn) {
 				}
 			}
 			select {
-			case c.pushes <- m:
+			case c.pushIn <- pushed{m, len(frame)}:
 			case <-c.ctx.Done():
 				return
 			}
 			continue
 		}
-		c.mu.Lock()
-		ch := c.pending[id]
-		delete(c.pending, id)
-		c.mu.Unlock()
-		if ch != nil {
-			if ef, ok := m.(*relay.ErrorFrame); ok {
-				ch <- result{err: ef.Err()}
-			} else {
-				ch <- result{m: m}
-			}
+		if ef, ok := m.(*relay.ErrorFrame); ok {
+			c.answer(id, result{err: ef.Err()})
+		} else {
+			c.answer(id, result{m: m})
 		}
 	}
 }
 
-// resubscribe renews subscriptions on a new connection, in the
-// background: answers arrive through the read loop.
-func (c *Client) resubscribe() {
+// answer hands r to the request waiting for id, if it still waits.
+func (c *Client) answer(id uint32, r result) {
+	c.mu.Lock()
+	ch := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- r
+	}
+}
+
+// resubscribe renews subscriptions on the new connection w, in the
+// background (answers arrive through the read loop). It stops if w drops:
+// the next connection renews them itself.
+func (c *Client) resubscribe(w *ws.Conn) {
 	c.mu.Lock()
 	qs := make([]Queue, 0, len(c.queueSubs))
 	for _, q := range c.queueSubs {
@@ -334,17 +417,21 @@ func (c *Client) resubscribe() {
 	}
 	go func() {
 		for _, q := range qs {
-			c.do(c.ctx, func(nonce []byte) relay.Message {
+			if _, err := c.request(c.ctx, w, func(nonce []byte) relay.Message {
 				m := &relay.QueueSubscribe{}
 				m.RecipientID = q.RecipientID
 				relay.Sign(m, nonce, q.Key)
 				return m
-			})
+			}); errors.Is(err, ErrDisconnected) {
+				return
+			}
 		}
 		for _, l := range logs {
-			c.do(c.ctx, func([]byte) relay.Message {
+			if _, err := c.request(c.ctx, w, func([]byte) relay.Message {
 				return &relay.LogSubscribe{LogID: l.id, Token: l.s.token, From: l.s.next}
-			})
+			}); errors.Is(err, ErrDisconnected) {
+				return
+			}
 		}
 	}()
 }
@@ -353,18 +440,30 @@ func (c *Client) resubscribe() {
 // nonce for signing; it is called again if the connection is replaced
 // before the request goes out.
 func (c *Client) do(ctx context.Context, build func(nonce []byte) relay.Message) (relay.Message, error) {
+	return c.request(ctx, nil, build)
+}
+
+// request is do on connection on only, when on is not nil: if that one is
+// gone it returns ErrDisconnected rather than use the next.
+func (c *Client) request(ctx context.Context, on *ws.Conn, build func(nonce []byte) relay.Message) (relay.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, notSent{err}
+	}
 	for {
 		c.mu.Lock()
 		ws, wr, nonce, connected := c.ws, c.wr, c.nonce, c.connected
 		c.mu.Unlock()
+		if on != nil && ws != on {
+			return nil, ErrDisconnected
+		}
 		if ws == nil {
 			select {
 			case <-connected:
 				continue
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, notSent{ctx.Err()}
 			case <-c.ctx.Done():
-				return nil, ErrClosed
+				return nil, notSent{ErrClosed}
 			}
 		}
 		ch := make(chan result, 1)
@@ -381,6 +480,14 @@ func (c *Client) do(ctx context.Context, build func(nonce []byte) relay.Message)
 		c.pending[id] = ch
 		c.mu.Unlock()
 		frame := relay.Encode(id, build(nonce[:]))
+		if len(frame) > relay.MaxFrameSize {
+			// The relay would take it for a broken stream and
+			// close the connection, failing every other request.
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			return nil, relay.Errorf(relay.CodeTooLarge, "request of %d bytes is larger than the relay's limit of %d", len(frame), relay.MaxFrameSize)
+		}
 		if err := wr.write(frame); err != nil {
 			c.mu.Lock()
 			delete(c.pending, id)
@@ -532,9 +639,14 @@ func (c *Client) Send(ctx context.Context, senderID relay.ID, id relay.MsgID, co
 }
 
 // Subscribe asks for the queue's messages as QueuePush frames on Pushes,
-// and renews the subscription after every reconnect.
+// and renews the subscription after every reconnect. If the relay refuses
+// it, the client's subscriptions are as before the call. If the outcome
+// is unknown (ErrDisconnected, or ctx ended once the request was on its
+// way) the subscription stays registered and is renewed at the next
+// connection.
 func (c *Client) Subscribe(ctx context.Context, q Queue) error {
 	c.mu.Lock()
+	old, had := c.queueSubs[q.RecipientID]
 	c.queueSubs[q.RecipientID] = q
 	c.mu.Unlock()
 	_, err := expect[*relay.OK](c.do(ctx, func(nonce []byte) relay.Message {
@@ -543,13 +655,33 @@ func (c *Client) Subscribe(ctx context.Context, q Queue) error {
 		relay.Sign(m, nonce, q.Key)
 		return m
 	}))
-	if err != nil {
+	if refused(err) {
 		c.mu.Lock()
-		delete(c.queueSubs, q.RecipientID)
+		if had {
+			c.queueSubs[q.RecipientID] = old
+		} else {
+			delete(c.queueSubs, q.RecipientID)
+		}
 		c.mu.Unlock()
 	}
 	return err
 }
+
+// refused says whether err is a definite answer that a request was not
+// carried out: the relay's refusal, or an error from before the request
+// went out. After ErrDisconnected or a later context error it may have
+// been.
+func refused(err error) bool {
+	var re *relay.Error
+	var ns notSent
+	return errors.As(err, &re) || errors.As(err, &ns)
+}
+
+// notSent wraps the error that stopped a request before it went out.
+type notSent struct{ err error }
+
+func (e notSent) Error() string { return e.err.Error() }
+func (e notSent) Unwrap() error { return e.err }
 
 // Receive returns the oldest unacknowledged messages.
 func (c *Client) Receive(ctx context.Context, q Queue) ([]relay.QueueMessage, error) {
@@ -565,29 +697,55 @@ func (c *Client) Receive(ctx context.Context, q Queue) ([]relay.QueueMessage, er
 	return r.Messages, nil
 }
 
-// Ack acknowledges, and so deletes, messages (at most relay.MaxAck in one
-// call). It returns a CodeNotFound error only if none of them was in the
-// queue.
+// Ack acknowledges, and so deletes, messages, in requests of at most
+// relay.MaxAck ids. It returns a CodeNotFound error only if none of them
+// was in the queue, and an error without asking the relay if ids is
+// empty.
 func (c *Client) Ack(ctx context.Context, q Queue, ids ...relay.MsgID) error {
-	_, err := expect[*relay.OK](c.do(ctx, func(nonce []byte) relay.Message {
-		m := &relay.QueueAck{RecipientID: q.RecipientID, MsgIDs: ids}
-		relay.Sign(m, nonce, q.Key)
-		return m
-	}))
-	return err
+	if len(ids) == 0 {
+		return relay.Errorf(relay.CodeBadRequest, "no message ids to acknowledge")
+	}
+	var notFound error
+	found := false
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), relay.MaxAck)]
+		ids = ids[len(batch):]
+		_, err := expect[*relay.OK](c.do(ctx, func(nonce []byte) relay.Message {
+			m := &relay.QueueAck{RecipientID: q.RecipientID, MsgIDs: batch}
+			relay.Sign(m, nonce, q.Key)
+			return m
+		}))
+		var re *relay.Error
+		switch {
+		case err == nil:
+			found = true
+		case errors.As(err, &re) && re.Code == relay.CodeNotFound:
+			notFound = err
+		default:
+			return err
+		}
+	}
+	if !found {
+		return notFound
+	}
+	return nil
 }
 
-// DeleteQueue deletes a queue and its messages.
+// DeleteQueue deletes a queue and its messages, and ends the client's
+// subscription to it unless the relay refused the deletion.
 func (c *Client) DeleteQueue(ctx context.Context, q Queue) error {
-	c.mu.Lock()
-	delete(c.queueSubs, q.RecipientID)
-	c.mu.Unlock()
 	_, err := expect[*relay.OK](c.do(ctx, func(nonce []byte) relay.Message {
 		m := &relay.QueueDelete{}
 		m.RecipientID = q.RecipientID
 		relay.Sign(m, nonce, q.Key)
 		return m
 	}))
+	var re *relay.Error
+	if !refused(err) || (errors.As(err, &re) && re.Code == relay.CodeNotFound) {
+		c.mu.Lock()
+		delete(c.queueSubs, q.RecipientID)
+		c.mu.Unlock()
+	}
 	return err
 }
 
@@ -600,6 +758,9 @@ type Log struct {
 // CreateLog creates a log for an MLS group at epoch and returns its
 // handle; the creator shares it with members inside MLS.
 func (c *Client) CreateLog(ctx context.Context, groupID []byte, epoch uint64) (Log, error) {
+	if len(groupID) == 0 || len(groupID) > relay.MaxGroupID {
+		return Log{}, relay.Errorf(relay.CodeBadRequest, "group id of %d bytes: it must have 1 to %d", len(groupID), relay.MaxGroupID)
+	}
 	var token relay.ID
 	crand.Read(token[:])
 	r, err := expect[*relay.LogCreated](c.do(ctx, func([]byte) relay.Message {
@@ -650,16 +811,29 @@ func (c *Client) Read(ctx context.Context, l Log, from uint64) (*relay.LogEntrie
 // SubscribeLog asks for entries from from on as LogPush frames, and renews
 // the subscription after a reconnect from the entry after the last one
 // received.
+//
+// As with Subscribe, a refusal leaves the client's subscriptions (and the
+// log's cursor) as they were, and an unknown outcome leaves this one
+// registered.
 func (c *Client) SubscribeLog(ctx context.Context, l Log, from uint64) error {
 	c.mu.Lock()
+	old, had := c.logSubs[l.ID]
+	var prev logSub
+	if had {
+		prev = *old
+	}
 	c.logSubs[l.ID] = &logSub{token: l.Token, next: from}
 	c.mu.Unlock()
 	_, err := expect[*relay.OK](c.do(ctx, func([]byte) relay.Message {
 		return &relay.LogSubscribe{LogID: l.ID, Token: l.Token, From: from}
 	}))
-	if err != nil {
+	if refused(err) {
 		c.mu.Lock()
-		delete(c.logSubs, l.ID)
+		if had {
+			c.logSubs[l.ID] = &prev
+		} else {
+			delete(c.logSubs, l.ID)
+		}
 		c.mu.Unlock()
 	}
 	return err

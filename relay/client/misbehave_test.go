@@ -1,0 +1,362 @@
+package client_test
+
+// Tests of the client's behaviour when the relay, the network or the
+// caller misbehave.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/client"
+	"github.com/tainik/tainik/relay/ws"
+)
+
+// dialTracker records raw connections so a test can cut them.
+type dialTracker struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	n     atomic.Int32
+}
+
+func (d *dialTracker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil {
+		d.n.Add(1)
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func (d *dialTracker) cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+// relayAndClient starts a relay and dials it through d, which the test
+// may use to cut the connection; the returned address dials more clients.
+func relayAndClient(t *testing.T, opts client.Options) (string, *client.Client, *dialTracker) {
+	t.Helper()
+	addr, stop := startRelay()
+	t.Cleanup(stop)
+	d := new(dialTracker)
+	opts.DialContext = d.dial
+	c := mustDial(t, addr, opts)
+	return addr, c, d
+}
+
+func mustDial(t *testing.T, addr string, opts client.Options) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// subscribedQueue creates a queue on c and subscribes to it.
+func subscribedQueue(t *testing.T, c *client.Client) client.Queue {
+	t.Helper()
+	ctx := context.Background()
+	q, err := c.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// waitUp retries a harmless request until the client has reconnected.
+func waitUp(t *testing.T, c *client.Client) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.CreateBlob(ctx, 1, [32]byte{})
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	t.Fatal("client never reconnected")
+}
+
+// A consumer that acknowledges inside its push loop (the pattern of the
+// package example) must not deadlock when more pushes are waiting than
+// the Pushes channel holds: the Ack's answer is behind them on the wire.
+func TestAckWhilePushesBacklogged(t *testing.T) {
+	ctx := context.Background()
+	addr, alice, _ := relayAndClient(t, client.Options{PushBuffer: 2})
+	bob := mustDial(t, addr, client.Options{})
+	q, err := alice.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := bob.Send(ctx, q.SenderID, relay.MsgID{byte(i + 1)}, []byte("m"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alice.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	push := (<-alice.Pushes()).(*relay.QueuePush)
+	time.Sleep(300 * time.Millisecond) // read loop now blocked on the full channel
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := alice.Ack(actx, q, push.Message.MsgID); err != nil {
+		t.Fatalf("Ack inside the push loop: %v (head-of-line block behind undelivered pushes)", err)
+	}
+}
+
+// A Subscribe that fails (here: ctx already cancelled) leaves an earlier
+// successful subscription in the set the client renews, so pushes go on
+// after the next reconnect.
+func TestFailedResubscribeKeepsSubscription(t *testing.T) {
+	ctx := context.Background()
+	addr, alice, d := relayAndClient(t, client.Options{})
+	bob := mustDial(t, addr, client.Options{})
+	q := subscribedQueue(t, alice)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := alice.Subscribe(cctx, q); err == nil {
+		t.Fatal("expected an error")
+	}
+	d.cut()
+	waitUp(t, alice)
+	time.Sleep(200 * time.Millisecond) // let resubscription finish
+	if err := bob.Send(ctx, q.SenderID, relay.MsgID{9}, []byte("after reconnect"), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-alice.Pushes():
+	case <-time.After(3 * time.Second):
+		t.Fatal("no push after reconnect: the subscription was silently dropped")
+	}
+}
+
+// A request over the relay's frame limit is refused by the client with
+// too_large: sent, it would make the relay close the connection, failing
+// every other request in flight, and the caller would retry it.
+func TestOversizeRequestRefusedLocally(t *testing.T) {
+	ctx := context.Background()
+	_, c, d := relayAndClient(t, client.Options{})
+	l, err := c.CreateLog(ctx, []byte("g"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Append(ctx, l, make([]byte, 70*1024))
+	var re *relay.Error
+	if !errors.As(err, &re) || re.Code != relay.CodeTooLarge {
+		waitUp(t, c)
+		t.Errorf("Append of 70 KiB: got %v, want a too_large error; dials so far: %d (connection torn down)", err, d.n.Load())
+	}
+}
+
+func TestEmptyAckRefusedLocally(t *testing.T) {
+	ctx := context.Background()
+	_, c, d := relayAndClient(t, client.Options{})
+	q, _ := c.CreateQueue(ctx, false)
+	err := c.Ack(ctx, q) // e.g. a batch loop with nothing to ack
+	var re *relay.Error
+	if !errors.As(err, &re) || re.Code != relay.CodeBadRequest {
+		t.Errorf("Ack with no ids: %v, want bad_request", err)
+	}
+	waitUp(t, c)
+	if d.n.Load() > 1 {
+		t.Errorf("Ack with no ids closed the shared connection (dials: %d)", d.n.Load())
+	}
+}
+
+func TestCreateLogLongGroupID(t *testing.T) {
+	ctx := context.Background()
+	_, c, _ := relayAndClient(t, client.Options{})
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("CreateLog with a 256-byte group id panicked: %v", r)
+		}
+	}()
+	_, err := c.CreateLog(ctx, []byte(strings.Repeat("g", 256)), 1)
+	var re *relay.Error
+	if !errors.As(err, &re) || re.Code != relay.CodeBadRequest {
+		t.Errorf("CreateLog with a 256-byte group id: %v, want bad_request", err)
+	}
+}
+
+// fakeRelay serves WebSocket connections with a self-signed key, hands
+// each to handle, and returns the relay address and how many connections
+// it accepted.
+func fakeRelay(t *testing.T, handle func(*ws.Conn)) (string, *atomic.Int32) {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepts := new(atomic.Int32)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wc, err := ws.Accept(w, r, relay.Subprotocol, relay.MaxFrameSize)
+		if err != nil {
+			return
+		}
+		accepts.Add(1)
+		handle(wc)
+	})}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return "tainik://" + relay.Fingerprint(cert) + "@" + ln.Addr().String(), accepts
+}
+
+// A relay (or middlebox) that completes the handshake and Hello and then
+// drops the connection is redialled with growing delays, not in a tight
+// loop.
+func TestReconnectBacksOffAfterShortConnections(t *testing.T) {
+	addr, accepts := fakeRelay(t, func(wc *ws.Conn) {
+		wc.WriteMessages(time.Now().Add(time.Second), relay.Encode(0, &relay.Hello{}))
+		wc.Close(ws.StatusGoingAway, "bye")
+	})
+	c, err := client.Dial(context.Background(), addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	c.Close()
+	if n := accepts.Load(); n > 20 {
+		t.Errorf("%d connections in one second: no backoff between accept-then-drop reconnects", n)
+	}
+}
+
+// After the connection is cut, the client renews its queue and log
+// subscriptions; the log continues after the last entry pushed.
+func TestResubscribeAfterCut(t *testing.T) {
+	ctx := context.Background()
+	addr, alice, d := relayAndClient(t, client.Options{})
+	bob := mustDial(t, addr, client.Options{})
+	q := subscribedQueue(t, alice)
+	l, _ := bob.CreateLog(ctx, []byte("g"), 1)
+	for i := 0; i < 3; i++ {
+		bob.Append(ctx, l, mlsApp([]byte("g"), 1))
+	}
+	if err := alice.SubscribeLog(ctx, client.Log(l), 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		<-alice.Pushes()
+	}
+	d.cut()
+	waitUp(t, alice)
+	time.Sleep(200 * time.Millisecond)
+	bob.Send(ctx, q.SenderID, relay.MsgID{9}, []byte("x"), nil)
+	bob.Append(ctx, l, mlsApp([]byte("g"), 1))
+	var seqs []uint64
+	gotQ := false
+	timeout := time.After(3 * time.Second)
+	for !gotQ || len(seqs) == 0 {
+		select {
+		case m := <-alice.Pushes():
+			switch m := m.(type) {
+			case *relay.QueuePush:
+				gotQ = true
+			case *relay.LogPush:
+				seqs = append(seqs, m.Entry.Seq)
+			}
+		case <-timeout:
+			t.Fatalf("queue push %v, log seqs %v", gotQ, seqs)
+		}
+	}
+	if seqs[0] != 4 {
+		t.Errorf("log resumed at %d, want 4", seqs[0])
+	}
+}
+
+func mlsApp(groupID []byte, epoch uint64) []byte {
+	b := []byte{0, 1, 0, 2}
+	b = relay.AppendVarint(b, uint32(len(groupID)))
+	b = append(b, groupID...)
+	b = append(b, byte(epoch>>56), byte(epoch>>48), byte(epoch>>40), byte(epoch>>32), byte(epoch>>24), byte(epoch>>16), byte(epoch>>8), byte(epoch))
+	return append(b, 1 /* application */, 0xde, 0xad)
+}
+
+// Ack splits more ids than one request carries into several, and reports
+// not_found only if none was there.
+func TestAckManyIDs(t *testing.T) {
+	ctx := context.Background()
+	_, c, _ := relayAndClient(t, client.Options{})
+	q, err := c.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := relay.MsgID{0xff, 0xff}
+	if err := c.Send(ctx, q.SenderID, last, []byte("the only one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]relay.MsgID, 2*relay.MaxAck+10)
+	for i := range ids {
+		ids[i] = relay.MsgID{byte(i >> 8), byte(i), 1}
+	}
+	ids[len(ids)-1] = last
+	if err := c.Ack(ctx, q, ids...); err != nil {
+		t.Fatalf("Ack of %d ids, the last in the queue: %v", len(ids), err)
+	}
+	var re *relay.Error
+	if err := c.Ack(ctx, q, ids...); !errors.As(err, &re) || re.Code != relay.CodeNotFound {
+		t.Fatalf("Ack of ids none of which is there: %v, want not_found", err)
+	}
+}
+
+// A frame of a type this client does not know (from a newer relay) is
+// skipped: the connection stays up.
+func TestUnknownPushSkipped(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr, accepts := fakeRelay(t, func(wc *ws.Conn) {
+		unknown := relay.Encode(0, &relay.Hello{})
+		unknown[1] = 0xee // a type no client knows
+		known := relay.Encode(0, &relay.QueuePush{Message: relay.QueueMessage{MsgID: relay.MsgID{7}}})
+		wc.WriteMessages(time.Now().Add(time.Second), relay.Encode(0, &relay.Hello{}), unknown, known)
+		<-release
+		wc.CloseNow()
+	})
+	c, err := client.Dial(context.Background(), addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case m := <-c.Pushes():
+		if p, ok := m.(*relay.QueuePush); !ok || p.Message.MsgID != (relay.MsgID{7}) {
+			t.Fatalf("push %+v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the push after the unknown frame never came")
+	}
+	if n := accepts.Load(); n != 1 {
+		t.Errorf("%d connections: the unknown frame dropped the first", n)
+	}
+}
