@@ -39,6 +39,12 @@ type Options struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MaxBackoff caps the reconnect delay; default 10 s.
 	MaxBackoff time.Duration
+	// KeepAlive is how long the connection may be quiet before the
+	// client pings the relay; if nothing at all arrives within another
+	// KeepAlive, the connection is taken for dead (a network change, a
+	// NAT that forgot it) and replaced. Default 60 s; negative turns
+	// the pings off.
+	KeepAlive time.Duration
 	// PushBuffer is the capacity of the Pushes channel; default 1024.
 	// Pushes that do not fit wait inside the client (up to
 	// MaxPushBacklog bytes), so a consumer may call the client's
@@ -115,6 +121,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	if opts.MaxBackoff < 50*time.Millisecond {
 		opts.MaxBackoff = 50 * time.Millisecond
+	}
+	if opts.KeepAlive == 0 {
+		opts.KeepAlive = 60 * time.Second
 	}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	if a.Fingerprint != "" {
@@ -332,13 +341,39 @@ func (c *Client) run(ws *ws.Conn) {
 	}
 }
 
+// frameTimeout bounds how long a frame may take to arrive once its first
+// byte has.
+const frameTimeout = 30 * time.Second
+
 func (c *Client) readLoop(ws *ws.Conn) {
 	stop := context.AfterFunc(c.ctx, func() { ws.CloseNow() })
 	defer stop()
+	pinged := false
 	for {
-		frame, err := ws.ReadMessage()
+		if c.opts.KeepAlive > 0 {
+			idle, err := ws.WaitIdle(c.opts.KeepAlive)
+			if err != nil {
+				return
+			}
+			if idle {
+				if pinged {
+					return // not even the pong came back: the connection is dead
+				}
+				if ws.Ping(nil) != nil {
+					return
+				}
+				pinged = true
+				continue
+			}
+			pinged = false
+			ws.NetConn().SetReadDeadline(time.Now().Add(max(frameTimeout, c.opts.KeepAlive)))
+		}
+		frame, err := ws.Next()
 		if err != nil {
 			return
+		}
+		if frame == nil {
+			continue // a control frame: the pong, or a ping answered
 		}
 		id, m, err := relay.Decode(frame)
 		var re *relay.Error

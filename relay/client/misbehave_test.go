@@ -360,3 +360,34 @@ func TestUnknownPushSkipped(t *testing.T) {
 		t.Errorf("%d connections: the unknown frame dropped the first", n)
 	}
 }
+
+// A relay that stops answering (a dead network path: nothing arrives, not
+// even the pong) is detected by the keep-alive, and the client connects
+// again.
+func TestKeepAliveReplacesDeadConnection(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr, accepts := fakeRelay(t, func(wc *ws.Conn) {
+		wc.WriteMessages(time.Now().Add(time.Second), relay.Encode(0, &relay.Hello{}))
+		<-release // then silence: pings are never read, let alone answered
+		wc.CloseNow()
+	})
+	mustDial(t, addr, client.Options{KeepAlive: 100 * time.Millisecond})
+	for deadline := time.Now().Add(5 * time.Second); accepts.Load() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the client kept a connection on which nothing arrived")
+		}
+	}
+}
+
+// Against a live relay the pings are answered and the connection stays.
+func TestKeepAliveKeepsLiveConnection(t *testing.T) {
+	_, c, d := relayAndClient(t, client.Options{KeepAlive: 50 * time.Millisecond})
+	time.Sleep(time.Second)
+	if _, err := c.CreateBlob(context.Background(), 1, [32]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.n.Load(); n != 1 {
+		t.Errorf("%d connections in a second of 50 ms keep-alives", n)
+	}
+}

@@ -283,6 +283,17 @@ func validCloseCode(code int) bool {
 	return false
 }
 
+// Ping sends a ping (RFC 6455 Section 5.5.2) with payload p, at most 125
+// bytes. The peer's pong arrives through Next or ReadMessage, which take
+// it silently; a keep-alive looks for any frame from the peer, not for
+// the pong itself.
+func (c *Conn) Ping(p []byte) error {
+	if len(p) > 125 {
+		return protocolErrorf(StatusProtocolError, "ping payload of %d bytes, more than 125", len(p))
+	}
+	return c.writeControl(opPing, p)
+}
+
 func (c *Conn) writeControl(op byte, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -417,3 +417,12 @@ func BenchmarkClientToServer(b *testing.B) {
 		}
 	}
 }
+
+// TestPingPayloadLimit: a ping's payload is at most 125 bytes (RFC 6455
+// Section 5.5); a longer one is refused before anything is written.
+func TestPingPayloadLimit(t *testing.T) {
+	var c Conn // no connection: nothing may be written
+	if err := c.Ping(make([]byte, 126)); err == nil {
+		t.Fatal("a 126-byte ping payload was accepted")
+	}
+}
