@@ -64,6 +64,7 @@ type Client struct {
 	tls    *tls.Config
 	pushes chan relay.Message
 	pushIn chan pushed // from the read loop to deliver
+	lost   chan *SubscriptionError
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -146,6 +147,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		tls:       tlsConfig,
 		pushes:    make(chan relay.Message, opts.PushBuffer),
 		pushIn:    make(chan pushed),
+		lost:      make(chan *SubscriptionError, 64),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
 		pending:   make(map[uint32]chan result),
@@ -452,23 +454,100 @@ func (c *Client) resubscribe(w *ws.Conn) {
 	}
 	go func() {
 		for _, q := range qs {
-			if _, err := c.request(c.ctx, w, func(nonce []byte) relay.Message {
+			err := c.renew(w, func(nonce []byte) relay.Message {
 				m := &relay.QueueSubscribe{}
 				m.RecipientID = q.RecipientID
 				relay.Sign(m, nonce, q.Key)
 				return m
-			}); errors.Is(err, ErrDisconnected) {
+			})
+			if errors.Is(err, ErrDisconnected) {
 				return
+			}
+			if refused(err) {
+				c.mu.Lock()
+				if c.queueSubs[q.RecipientID].Key.Equal(q.Key) {
+					delete(c.queueSubs, q.RecipientID)
+				}
+				c.mu.Unlock()
+				c.reportLost(&SubscriptionError{RecipientID: q.RecipientID, Err: err})
 			}
 		}
 		for _, l := range logs {
-			if _, err := c.request(c.ctx, w, func([]byte) relay.Message {
+			err := c.renew(w, func([]byte) relay.Message {
 				return &relay.LogSubscribe{LogID: l.id, Token: l.s.token, From: l.s.next}
-			}); errors.Is(err, ErrDisconnected) {
+			})
+			if errors.Is(err, ErrDisconnected) {
 				return
+			}
+			if refused(err) {
+				c.mu.Lock()
+				if s := c.logSubs[l.id]; s != nil && s.token == l.s.token {
+					delete(c.logSubs, l.id)
+				}
+				c.mu.Unlock()
+				c.reportLost(&SubscriptionError{LogID: l.id, Err: err})
 			}
 		}
 	}()
+}
+
+// renew sends one resubscription on w, trying again a few times when the
+// relay answers that it is busy or failing for the moment.
+func (c *Client) renew(w *ws.Conn, build func(nonce []byte) relay.Message) error {
+	for attempt := 0; ; attempt++ {
+		_, err := c.request(c.ctx, w, build)
+		var re *relay.Error
+		if attempt < 3 && errors.As(err, &re) && (re.Code == relay.CodeTooManyRequests || re.Code == relay.CodeInternal) {
+			select {
+			case <-time.After(100 * time.Millisecond << attempt):
+				continue
+			case <-c.ctx.Done():
+				return ErrClosed
+			}
+		}
+		if errors.As(err, &re) && re.Code == relay.CodeShuttingDown {
+			return ErrDisconnected // the next connection renews it
+		}
+		return err
+	}
+}
+
+// SubscriptionError reports a subscription the relay refused to renew
+// after a reconnect (the queue or log is gone, its key or token is no
+// longer accepted, or the connection holds too many subscriptions). The
+// client has dropped the subscription.
+type SubscriptionError struct {
+	RecipientID relay.ID // the queue's, or zero for a log
+	LogID       relay.ID // the log's, or zero for a queue
+	Err         error
+}
+
+func (e *SubscriptionError) Error() string {
+	if e.LogID != (relay.ID{}) {
+		return fmt.Sprintf("relay: log subscription %x… lost: %v", e.LogID[:4], e.Err)
+	}
+	return fmt.Sprintf("relay: queue subscription %x… lost: %v", e.RecipientID[:4], e.Err)
+}
+
+func (e *SubscriptionError) Unwrap() error { return e.Err }
+
+// SubscriptionErrors delivers a SubscriptionError for each subscription
+// the relay refused to renew. It holds the last 64 unread; older ones are
+// dropped (the subscriptions are dropped all the same).
+func (c *Client) SubscriptionErrors() <-chan *SubscriptionError { return c.lost }
+
+func (c *Client) reportLost(e *SubscriptionError) {
+	for {
+		select {
+		case c.lost <- e:
+			return
+		default:
+		}
+		select {
+		case <-c.lost: // make room: keep the newest
+		default:
+		}
+	}
 }
 
 // do sends one request and waits for its answer. build gets the session

@@ -391,3 +391,34 @@ func TestKeepAliveKeepsLiveConnection(t *testing.T) {
 		t.Errorf("%d connections in a second of 50 ms keep-alives", n)
 	}
 }
+
+// A subscription the relay refuses to renew after a reconnect (here the
+// queue was deleted meanwhile, from another device) is reported on
+// SubscriptionErrors and dropped.
+func TestLostSubscriptionReported(t *testing.T) {
+	ctx := context.Background()
+	addr, alice, d := relayAndClient(t, client.Options{})
+	q := subscribedQueue(t, alice)
+	other := mustDial(t, addr, client.Options{})
+	if err := other.DeleteQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	d.cut()
+	select {
+	case e := <-alice.SubscriptionErrors():
+		var re *relay.Error
+		if e.RecipientID != q.RecipientID || !errors.As(e, &re) || re.Code != relay.CodeNotFound {
+			t.Fatalf("reported %v for queue %x, want not_found for %x", e, e.RecipientID[:4], q.RecipientID[:4])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a refused resubscription was not reported")
+	}
+	// Dropped: the next reconnect does not try it again.
+	d.cut()
+	waitUp(t, alice)
+	select {
+	case e := <-alice.SubscriptionErrors():
+		t.Fatalf("reported again after the next reconnect: %v", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
