@@ -586,9 +586,9 @@ func (c *Client) request(ctx context.Context, on *ws.Conn, build func(nonce []by
 			c.mu.Unlock()
 			continue
 		}
-		c.nextID++
-		if c.nextID == 0 {
-			c.nextID = 1
+		// Ids wrap after 2³² requests; skip 0 (pushes) and any id a
+		// request still waits on.
+		for c.nextID++; c.nextID == 0 || c.pending[c.nextID] != nil; c.nextID++ {
 		}
 		id := c.nextID
 		c.pending[id] = ch
