@@ -586,11 +586,7 @@ func (c *Client) request(ctx context.Context, on *ws.Conn, build func(nonce []by
 			c.mu.Unlock()
 			continue
 		}
-		// Ids wrap after 2³² requests; skip 0 (pushes) and any id a
-		// request still waits on.
-		for c.nextID++; c.nextID == 0 || c.pending[c.nextID] != nil; c.nextID++ {
-		}
-		id := c.nextID
+		id := c.newID()
 		c.pending[id] = ch
 		c.mu.Unlock()
 		frame := relay.Encode(id, build(nonce[:]))
@@ -621,6 +617,15 @@ func (c *Client) request(ctx context.Context, on *ws.Conn, build func(nonce []by
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// newID returns the next request id. Ids wrap after 2³² requests; it
+// skips 0 (pushes) and any id a request still waits on. Called with mu
+// held.
+func (c *Client) newID() uint32 {
+	for c.nextID++; c.nextID == 0 || c.pending[c.nextID] != nil; c.nextID++ {
+	}
+	return c.nextID
 }
 
 // write queues frame and, unless another request is writing already,

@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,5 +112,21 @@ func TestFrameWriterHandsOff(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the writer role was never given up")
 		}
+	}
+}
+
+// TestNewIDSkipsWaiting: after the request ids wrap, an id whose request
+// still waits for its answer, and 0, are not handed out again.
+func TestNewIDSkipsWaiting(t *testing.T) {
+	waiting := map[uint32]chan result{1: make(chan result), 2: make(chan result), 4: make(chan result)}
+	c := &Client{pending: waiting, nextID: math.MaxUint32 - 1}
+	var got []uint32
+	for range 3 {
+		id := c.newID()
+		c.pending[id] = make(chan result)
+		got = append(got, id)
+	}
+	if want := []uint32{math.MaxUint32, 3, 5}; !slices.Equal(got, want) {
+		t.Fatalf("ids %v, want %v", got, want)
 	}
 }
