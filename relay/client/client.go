@@ -63,11 +63,17 @@ type Client struct {
 	opts   Options
 	tls    *tls.Config
 	pushes chan relay.Message
-	pushIn chan pushed // from the read loop to deliver
-	lost   chan *SubscriptionError
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	// backlog holds pushes that found Pushes full, for deliver; the
+	// read loop adds to it, and sends straight to Pushes only while it
+	// is empty, so pushes keep their order.
+	backlogMu    sync.Mutex
+	backlogCond  *sync.Cond // items added, removed, or the client closed
+	backlog      []pushed
+	backlogBytes int
+	lost         chan *SubscriptionError
+	ctx          context.Context
+	cancel       context.CancelFunc
+	done         chan struct{}
 
 	mu        sync.Mutex
 	ws        *ws.Conn // nil while disconnected
@@ -146,7 +152,6 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		opts:      opts,
 		tls:       tlsConfig,
 		pushes:    make(chan relay.Message, opts.PushBuffer),
-		pushIn:    make(chan pushed),
 		lost:      make(chan *SubscriptionError, 64),
 		done:      make(chan struct{}),
 		connected: make(chan struct{}),
@@ -155,6 +160,12 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		logSubs:   make(map[relay.ID]*logSub),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.backlogCond = sync.NewCond(&c.backlogMu)
+	context.AfterFunc(c.ctx, func() {
+		c.backlogMu.Lock()
+		c.backlogCond.Broadcast()
+		c.backlogMu.Unlock()
+	})
 	ws, nonce, err := c.connect(ctx)
 	if err != nil {
 		c.cancel()
@@ -166,36 +177,60 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// deliver moves pushes from the read loop to Pushes, holding those that
-// do not fit (up to MaxPushBacklog bytes) so that the read loop goes on
-// reading the answers to requests behind them.
-func (c *Client) deliver() {
-	var backlog []pushed
-	bytes := 0
-	for {
-		var out chan<- relay.Message
-		var next relay.Message
-		if len(backlog) > 0 {
-			out, next = c.pushes, backlog[0].m
-		}
-		in := c.pushIn
-		if bytes >= MaxPushBacklog {
-			in = nil
-		}
+// push hands a push from the read loop to Pushes: directly when nothing
+// is waiting and the channel has room, else through the backlog, which
+// deliver empties. It waits while the backlog holds MaxPushBacklog bytes,
+// and returns false once the client is closed.
+func (c *Client) push(p pushed) bool {
+	c.backlogMu.Lock()
+	defer c.backlogMu.Unlock()
+	if len(c.backlog) == 0 {
 		select {
-		case p := <-in:
-			backlog = append(backlog, p)
-			bytes += p.size
-		case out <- next:
-			bytes -= backlog[0].size
-			backlog[0] = pushed{}
-			backlog = backlog[1:]
-			if len(backlog) == 0 {
-				backlog = nil
-			}
+		case c.pushes <- p.m:
+			return true
+		default:
+		}
+	}
+	for c.backlogBytes >= MaxPushBacklog && c.ctx.Err() == nil {
+		c.backlogCond.Wait()
+	}
+	if c.ctx.Err() != nil {
+		return false
+	}
+	c.backlog = append(c.backlog, p)
+	c.backlogBytes += p.size
+	c.backlogCond.Broadcast()
+	return true
+}
+
+// deliver moves the backlog to Pushes, oldest first. The head stays in the
+// backlog until it is delivered, so the read loop queues behind it.
+func (c *Client) deliver() {
+	for {
+		c.backlogMu.Lock()
+		for len(c.backlog) == 0 && c.ctx.Err() == nil {
+			c.backlogCond.Wait()
+		}
+		if c.ctx.Err() != nil {
+			c.backlogMu.Unlock()
+			return
+		}
+		head := c.backlog[0]
+		c.backlogMu.Unlock()
+		select {
+		case c.pushes <- head.m:
 		case <-c.ctx.Done():
 			return
 		}
+		c.backlogMu.Lock()
+		c.backlog[0] = pushed{}
+		c.backlog = c.backlog[1:]
+		if len(c.backlog) == 0 {
+			c.backlog = nil
+		}
+		c.backlogBytes -= head.size
+		c.backlogCond.Broadcast()
+		c.backlogMu.Unlock()
 	}
 }
 
@@ -405,9 +440,7 @@ func (c *Client) readLoop(ws *ws.Conn) {
 					continue
 				}
 			}
-			select {
-			case c.pushIn <- pushed{m, len(frame)}:
-			case <-c.ctx.Done():
+			if !c.push(pushed{m, len(frame)}) {
 				return
 			}
 			continue

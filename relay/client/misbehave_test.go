@@ -422,3 +422,31 @@ func TestLostSubscriptionReported(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// Pushes keep their order when some wait inside the client for room in
+// a small Pushes channel.
+func TestPushOrderThroughBacklog(t *testing.T) {
+	ctx := context.Background()
+	addr, alice, _ := relayAndClient(t, client.Options{PushBuffer: 2})
+	bob := mustDial(t, addr, client.Options{})
+	q := subscribedQueue(t, alice)
+	const n = 60
+	for i := range n {
+		if err := bob.Send(ctx, q.SenderID, relay.MsgID{0, byte(i)}, []byte("m"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case m := <-alice.Pushes():
+			if got := m.(*relay.QueuePush).Message.MsgID; got != (relay.MsgID{0, byte(i)}) {
+				t.Fatalf("push %d carries %x", i, got[:2])
+			}
+			if i%10 == 0 {
+				time.Sleep(20 * time.Millisecond) // a slow consumer, now and then
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d pushes", i, n)
+		}
+	}
+}
