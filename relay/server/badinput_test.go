@@ -304,3 +304,22 @@ func TestSlowReader(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for an event
 	}
 }
+
+// TestResponseTypeAsRequest: a frame of a type the relay sends (a
+// response, a push) is answered with unknown_command and the connection
+// stays open, whatever its body.
+func TestResponseTypeAsRequest(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	for _, typ := range []byte{byte(relay.TypeHello), byte(relay.TypeError), byte(relay.TypeLogPush)} {
+		c := rawDial(t, r.addr)
+		c.write([]byte{1, typ, 0, 0, 0, 7, 0, 0, 0, 0}) // version 1, type, id 7, empty body
+		id, m, err := c.readErr()
+		if err != nil {
+			t.Fatalf("type %#x: %v", typ, err)
+		}
+		ef, _ := m.(*relay.ErrorFrame)
+		if ef == nil || ef.Code != relay.CodeUnknownCommand {
+			t.Errorf("type %#x: got id %d %+v, want unknown_command (3) for request 7 and the connection kept", typ, id, m)
+		}
+	}
+}

@@ -34,7 +34,7 @@ func (c *conn) blobPut(ctx context.Context, m *relay.BlobPut) (relay.Message, er
 	if len(m.Data) == 0 || len(m.Data) > relay.MaxChunk {
 		return nil, relay.Errorf(relay.CodeTooLarge, "chunk must be between 1 and %d bytes", relay.MaxChunk)
 	}
-	b, err := c.s.store.BlobByUpload(ctx, m.UploadToken)
+	b, err := live(c.s.store.BlobByUpload(ctx, m.UploadToken))
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (c *conn) blobPut(ctx context.Context, m *relay.BlobPut) (relay.Message, er
 }
 
 func (c *conn) blobStat(ctx context.Context, m *relay.BlobStat) (relay.Message, error) {
-	b, err := c.s.store.BlobByUpload(ctx, m.UploadToken)
+	b, err := live(c.s.store.BlobByUpload(ctx, m.UploadToken))
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (c *conn) blobStat(ctx context.Context, m *relay.BlobStat) (relay.Message, 
 }
 
 func (c *conn) blobGet(ctx context.Context, m *relay.BlobGet) (relay.Message, error) {
-	b, err := c.s.store.BlobByDownload(ctx, m.DownloadToken)
+	b, err := live(c.s.store.BlobByDownload(ctx, m.DownloadToken))
 	if err != nil {
 		return nil, err
 	}
@@ -94,4 +94,14 @@ func (c *conn) blobGet(ctx context.Context, m *relay.BlobGet) (relay.Message, er
 		return nil, err
 	}
 	return &relay.BlobData{Size: b.Size, Data: data}, nil
+}
+
+// live passes on a blob lookup, taking a blob whose time to live has
+// passed for gone even before the expiry sweep deletes it, as log entries
+// are.
+func live(b store.Blob, err error) (store.Blob, error) {
+	if err == nil && !time.Now().Before(b.Expires) {
+		return store.Blob{}, relay.Errorf(relay.CodeNotFound, "blob expired")
+	}
+	return b, err
 }

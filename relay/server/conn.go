@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -110,6 +111,13 @@ func (c *conn) readLoop() {
 // request starts one request; false if the connection must close.
 func (c *conn) request(frame []byte) bool {
 	c.s.metrics.requests.Add(1)
+	// A frame of a type that is not a request (a response, a push) is
+	// answered with unknown_command whatever its body, as for an
+	// unknown type: its body need not parse as that type.
+	if len(frame) >= 6 && frame[0] == relay.Version && !isRequest(relay.Type(frame[1])) {
+		c.sendError(binary.BigEndian.Uint32(frame[2:6]), relay.Errorf(relay.CodeUnknownCommand, "not a request"))
+		return true
+	}
 	id, m, err := relay.Decode(frame)
 	if err != nil {
 		var re *relay.Error

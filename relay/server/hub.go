@@ -204,7 +204,18 @@ type logSub struct {
 	id   relay.ID
 	next uint64
 	kick chan struct{}
+	// done is closed under mu, and the pusher checks it and queues each
+	// push under mu, so that a replaced subscription pushes nothing
+	// after its replacement was answered.
+	mu   sync.Mutex
 	done chan struct{}
+}
+
+// end stops the log subscription's pusher.
+func (sub *logSub) end() {
+	sub.mu.Lock()
+	close(sub.done)
+	sub.mu.Unlock()
 }
 
 func kick(ch chan struct{}) {
@@ -239,6 +250,9 @@ func (h *hub) notifyLog(id relay.ID) {
 func (h *hub) subscribeQueue(c *conn, key, rid relay.ID, max int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := c.ctx.Err(); err != nil {
+		return err // closed, and dropConn may have run: register nothing
+	}
 	old := h.queues[key]
 	c.mu.Lock()
 	n := len(c.queueSubs) + len(c.logSubs)
@@ -309,10 +323,13 @@ func (h *hub) acked(key relay.ID, ids []relay.MsgID) {
 func (h *hub) subscribeLog(c *conn, id relay.ID, from uint64, max int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := c.ctx.Err(); err != nil {
+		return err // closed, and dropConn may have run: register nothing
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.logSubs[id]; old != nil {
-		close(old.done)
+		old.end()
 		delete(h.logs[id], old)
 	} else if len(c.queueSubs)+len(c.logSubs) >= max {
 		return relay.Errorf(relay.CodeTooManySubscriptions, "at most %d subscriptions per connection", max)
@@ -349,7 +366,7 @@ func (h *hub) dropConn(c *conn) {
 			delete(h.logs, id)
 			delete(h.logKeys, LogWakeKey(id))
 		}
-		close(sub.done)
+		sub.end()
 	}
 	c.queueSubs, c.logSubs = nil, nil
 }
@@ -465,12 +482,20 @@ func (sub *logSub) run() {
 				break
 			}
 			for _, e := range entries {
-				select {
-				case <-sub.done:
+				push := relay.Encode(0, &relay.LogPush{LogID: sub.id, Entry: relay.LogEntry{Seq: e.Seq, Message: e.Message}})
+				if !sub.c.reserve() {
 					return
-				default:
 				}
-				if !sub.c.send(relay.Encode(0, &relay.LogPush{LogID: sub.id, Entry: relay.LogEntry{Seq: e.Seq, Message: e.Message}})) {
+				sub.mu.Lock()
+				ended := isDone(sub.done)
+				mustFlush := false
+				if ended {
+					sub.c.unreserve()
+				} else {
+					mustFlush = sub.c.enqueue(push)
+				}
+				sub.mu.Unlock()
+				if ended || (mustFlush && !sub.c.flush()) {
 					return
 				}
 				s.metrics.pushes.Add(1)

@@ -76,7 +76,15 @@ func (c *conn) logRead(ctx context.Context, m *relay.LogRead) (relay.Message, er
 	if err != nil {
 		return nil, err
 	}
-	resp := &relay.LogEntries{Epoch: l.Epoch, More: more}
+	// The epoch is read again after the entries: if a commit came in
+	// between, the answer carries the newer epoch and says more entries
+	// may follow, so the reader never takes an old epoch for the one
+	// its entries reach.
+	after, err := c.s.store.Log(ctx, m.LogID)
+	if err != nil {
+		return nil, err
+	}
+	resp := &relay.LogEntries{Epoch: after.Epoch, More: more || after.Epoch != l.Epoch}
 	for _, e := range entries {
 		resp.Entries = append(resp.Entries, relay.LogEntry{Seq: e.Seq, Message: e.Message})
 	}

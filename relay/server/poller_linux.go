@@ -118,6 +118,12 @@ func (p *poller) close() {
 	if p.epfd < 0 {
 		return
 	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return // a second Shutdown: the descriptors may be others' by now
+	}
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	unix.Write(p.stop, one[:])

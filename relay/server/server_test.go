@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -902,6 +904,62 @@ func TestConfigRefusesNegative(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "negative") {
 			t.Errorf("error %q does not name %s as negative", err, c.want)
+		}
+	}
+}
+
+// TestExpiredBlobGone: a blob past its time to live is not served, even
+// before the expiry sweep deletes it.
+func TestExpiredBlobGone(t *testing.T) {
+	r := startRelay(t, server.Config{BlobTTL: 200 * time.Millisecond, ExpireInterval: time.Hour})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	data := []byte("short-lived")
+	b, err := c.Upload(ctx, client.Blob{}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Download(ctx, b.DownloadToken); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("download before expiry: %q, %v", got, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, err = c.Download(ctx, b.DownloadToken)
+	wantCode(t, err, relay.CodeNotFound)
+	_, err = c.BlobStatus(ctx, b)
+	wantCode(t, err, relay.CodeNotFound)
+}
+
+// TestShutdownTwice: a second Shutdown does nothing (in particular it
+// closes no descriptor that may by then belong to something else).
+func TestShutdownTwice(t *testing.T) {
+	srv, err := server.New(server.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	ctx := testCtx(t)
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Take every descriptor number the first Shutdown freed (and more).
+	dir := t.TempDir()
+	var files []*os.File
+	for i := range 64 {
+		f, err := os.Create(filepath.Join(dir, strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	srv.Shutdown(ctx)
+	for i, f := range files {
+		if _, err := f.Write([]byte("still open")); err != nil {
+			t.Fatalf("file %d, opened after the first Shutdown: %v", i, err)
 		}
 	}
 }

@@ -395,3 +395,30 @@ func TestPebbleOldIDIndex(t *testing.T) {
 		t.Fatalf("retry after the ack: dup %v, %v", dup, err)
 	}
 }
+
+// TestCheckEpoch: the epoch rule of AppendLog, including the last epoch
+// there is, which no commit can move past (it would wrap to 0).
+func TestCheckEpoch(t *testing.T) {
+	const last = ^uint64(0)
+	for _, c := range []struct {
+		cur, e uint64
+		commit bool
+		next   uint64
+		ok     bool
+	}{
+		{5, 5, true, 6, true},   // the commit for the log's epoch wins
+		{5, 5, false, 5, true},  // other messages for the epoch
+		{5, 4, false, 5, true},  // and the one before
+		{5, 4, true, 5, false},  // a commit for an old epoch loses
+		{5, 3, false, 5, false}, // too old
+		{5, 6, false, 5, false}, // the future
+		{last, last, true, last, false},
+		{last, last, false, last, true},
+		{0, last, false, 0, false}, // not "the epoch before 0"
+	} {
+		next, err := store.CheckEpoch(c.cur, c.e, c.commit)
+		if next != c.next || (err == nil) != c.ok {
+			t.Errorf("CheckEpoch(%d, %d, commit %v) = %d, %v; want %d, ok %v", c.cur, c.e, c.commit, next, err, c.next, c.ok)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -137,6 +138,8 @@ func CheckEpoch(cur, e uint64, commit bool) (uint64, error) {
 	switch {
 	case e > cur:
 		return cur, &EpochError{Current: cur, Future: true}
+	case commit && e == cur && cur == math.MaxUint64:
+		return cur, &EpochError{Current: cur} // the last epoch there is
 	case commit && e == cur:
 		return cur + 1, nil
 	case commit:
