@@ -932,15 +932,7 @@ func TestExpiredBlobGone(t *testing.T) {
 // TestShutdownTwice: a second Shutdown does nothing (in particular it
 // closes no descriptor that may by then belong to something else).
 func TestShutdownTwice(t *testing.T) {
-	srv, err := server.New(server.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
+	srv := startRelay(t, server.Config{}).srv
 	ctx := testCtx(t)
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
