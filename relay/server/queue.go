@@ -92,12 +92,17 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 	if q.SenderKey != nil && !relay.Verify(m, c.nonce[:], q.SenderKey) {
 		return nil, relay.Errorf(relay.CodeQueueLocked, "queue is locked: sign with the sender key")
 	}
+	msg := store.Message{ID: m.MsgID, Payload: m.Payload, Expires: time.Now().Add(c.s.cfg.MessageTTL)}
 	if q.Contact {
 		if ok, wait := c.s.limiter.allow(q.Key); !ok {
+			// A retry of a message already stored is answered OK,
+			// as for any queue: AddMessage with max 0 only looks.
+			if _, dup, err := c.s.store.AddMessage(ctx, q.Key, msg, 0); err == nil && dup {
+				return &relay.OK{}, nil
+			}
 			return nil, &relay.Error{Code: relay.CodeRateLimited, Detail: uint64(wait.Milliseconds()) + 1, Message: "too many messages to this contact address"}
 		}
 	}
-	msg := store.Message{ID: m.MsgID, Payload: m.Payload, Expires: time.Now().Add(c.s.cfg.MessageTTL)}
 	seq, dup, err := c.s.store.AddMessage(ctx, q.Key, msg, c.s.cfg.MaxQueueMessages)
 	if err != nil {
 		// A networked store may have committed a write whose answer

@@ -192,6 +192,14 @@ func TestContactRateLimit(t *testing.T) {
 	if re.Detail == 0 {
 		t.Error("no wait in rate limit error")
 	}
+	// A retry of a message already stored is still answered OK, and
+	// stored once.
+	if err := c.Send(ctx, q.SenderID, msgID(2), []byte("hi"), nil); err != nil {
+		t.Errorf("retry of a stored message to a rate-limited address: %v", err)
+	}
+	if msgs, err := c.Receive(ctx, q); err != nil || len(msgs) != 3 {
+		t.Errorf("%d messages, %v; want the 3 sent", len(msgs), err)
+	}
 	pub, _, _ := ed25519.GenerateKey(nil)
 	wantCode(t, c.LockQueue(ctx, q, pub), relay.CodeBadRequest)
 	// Another address is not affected.
