@@ -52,6 +52,11 @@ func (c *conn) blobPut(ctx context.Context, m *relay.BlobPut) (relay.Message, er
 	length := m.Offset + uint64(len(m.Data))
 	complete := length == b.Size
 	if complete && subtle.ConstantTimeCompare(h.Sum(nil), b.Digest[:]) != 1 {
+		// A concurrent chunk for the same offset may have completed
+		// the blob meanwhile; that one stays.
+		if now, err := c.s.store.BlobByUpload(ctx, m.UploadToken); err == nil && now.Length != b.Length {
+			return nil, &relay.Error{Code: relay.CodeBadOffset, Detail: now.Length, Message: "chunk offset does not match the stored length"}
+		}
 		c.s.store.DeleteBlob(ctx, m.UploadToken)
 		return nil, relay.Errorf(relay.CodeIntegrity, "blob does not match its digest; upload discarded")
 	}

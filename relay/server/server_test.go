@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -961,5 +963,60 @@ func TestShutdownTwice(t *testing.T) {
 		if _, err := f.Write([]byte("still open")); err != nil {
 			t.Fatalf("file %d, opened after the first Shutdown: %v", i, err)
 		}
+	}
+}
+
+// raceFinalChunk is a store in which, when armed, a good final chunk
+// lands right after the relay has looked the blob up for another (bad)
+// final chunk: the two raced for the last offset.
+type raceFinalChunk struct {
+	store.Store
+	armed            atomic.Bool
+	offset           uint64
+	good, hashState []byte
+}
+
+func (s *raceFinalChunk) BlobByUpload(ctx context.Context, upload relay.ID) (store.Blob, error) {
+	b, err := s.Store.BlobByUpload(ctx, upload)
+	if err == nil && s.armed.CompareAndSwap(true, false) {
+		if err := s.Store.PutChunk(ctx, upload, s.offset, s.good, s.hashState, true); err != nil {
+			return b, err
+		}
+	}
+	return b, err
+}
+
+// TestBadFinalChunkKeepsCompletedBlob: a bad last chunk that raced a good
+// one does not delete the blob the good one completed.
+func TestBadFinalChunkKeepsCompletedBlob(t *testing.T) {
+	emb, err := store.OpenEmbedded("", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Close() })
+	st := &raceFinalChunk{Store: emb}
+	r := startRelay(t, server.Config{Store: st})
+	ctx := testCtx(t)
+	c := dial(t, r.addr)
+	data := bytes.Repeat([]byte("blob"), 100)
+	b, err := c.CreateBlob(ctx, uint64(len(data)), sha256Sum(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(data) / 2
+	if _, err := c.PutChunk(ctx, b, 0, data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// The good final chunk, with the hash state the relay would store.
+	h := sha256.New()
+	h.Write(data)
+	st.offset, st.good = uint64(half), data[half:]
+	st.hashState, _ = h.(encoding.BinaryMarshaler).MarshalBinary()
+	st.armed.Store(true)
+	bad := bytes.Repeat([]byte("x"), len(data)-half)
+	_, err = c.PutChunk(ctx, b, uint64(half), bad)
+	wantCode(t, err, relay.CodeBadOffset)
+	if got, err := c.Download(ctx, b.DownloadToken); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the completed blob: %d bytes, %v", len(got), err)
 	}
 }
