@@ -971,8 +971,8 @@ func TestShutdownTwice(t *testing.T) {
 // final chunk: the two raced for the last offset.
 type raceFinalChunk struct {
 	store.Store
-	armed            atomic.Bool
-	offset           uint64
+	armed           atomic.Bool
+	offset          uint64
 	good, hashState []byte
 }
 
