@@ -68,7 +68,7 @@ func (m *metrics) write(w io.Writer) {
 	counter("tainik_relay_blob_bytes_total", "Blob bytes stored.", m.blobBytes.Load())
 	counter("tainik_relay_pushes_total", "Frames pushed to subscribers.", m.pushes.Load())
 	counter("tainik_relay_slow_clients_closed_total", "Connections closed because the client did not read.", m.slowClosed.Load())
-	counter("tainik_relay_expired_total", "Messages, log entries and blobs expired.", m.expired.Load())
+	counter("tainik_relay_expired_total", "Messages, tombstones of acknowledged messages, log entries and blobs expired.", m.expired.Load())
 	gauge("tainik_relay_memory_trim_parked", "Parked connections at the last time free memory was returned to the system.", m.trimmedParked.Load())
 	counter("tainik_relay_memory_trims_total", "Times free memory was returned to the system after connections parked.", m.memoryTrims.Load())
 	if m.storeStats != nil {

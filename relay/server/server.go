@@ -332,8 +332,8 @@ func (s *Server) expireLoop() {
 				break
 			}
 			s.metrics.expired.Add(uint64(n))
-			if n < 10000 {
-				break
+			if n == 0 {
+				break // each call deletes a bounded batch; none left
 			}
 		}
 		s.limiter.sweep()

@@ -644,7 +644,6 @@ func (s *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 				err = tx.Bucket(bEntries).Delete(ref)
 			case expTombstone:
 				err = tx.Bucket(bMsgIDs).Delete(ref)
-				n--
 			case expBlob:
 				err = deleteBlob(tx, relay.ID(ref))
 			}

@@ -1108,7 +1108,6 @@ func (s *Pebble) Expire(ctx context.Context, now time.Time) (int, error) {
 				err = b.Delete(pk(pEntries, ref), nil)
 			case expTombstone:
 				err = b.Delete(pk(pMsgIDs, ref), nil)
-				n--
 			case expBlob:
 				if len(ref) == 32 {
 					err = pdeleteBlob(b, relay.ID(ref))

@@ -172,8 +172,9 @@ type Store interface {
 	// DeleteBlob deletes a blob and its chunks.
 	DeleteBlob(ctx context.Context, upload relay.ID) error
 
-	// Expire deletes messages, log entries and blobs that expired before
-	// now and returns how many it deleted.
+	// Expire deletes messages, tombstones, log entries and blobs that
+	// expired before now, a bounded batch at a time, and returns how many
+	// it deleted: call it again until it returns 0.
 	Expire(ctx context.Context, now time.Time) (int, error)
 	// Close flushes and closes the store.
 	Close() error

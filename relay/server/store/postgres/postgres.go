@@ -588,9 +588,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 				rows.Close()
 				return err
 			}
+			n++ // tombstones too: the caller sweeps until nothing is left
 			if !acked {
 				live[string(q)]++
-				n++
 			}
 		}
 		rows.Close()

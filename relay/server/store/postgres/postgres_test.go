@@ -155,3 +155,55 @@ func TestExpireOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireSweepsTombstonesToTheEnd: Expire counts the tombstones it
+// deletes, so a caller that sweeps until it returns 0 does not stop after
+// one batch of them (every acknowledged message leaves one).
+func TestExpireSweepsTombstonesToTheEnd(t *testing.T) {
+	url := servicetest.Postgres(t)
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var rid, sid relay.ID
+	rand.Read(rid[:])
+	rand.Read(sid[:])
+	if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.QueueByRecipient(ctx, rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// 15000 tombstones, as AckMessages leaves them, all past their keep.
+	if _, err := conn.Exec(ctx, `INSERT INTO messages (queue, seq, msg_id, payload, acked, expires)
+		SELECT $1, g, int8send(g), NULL, true, now() - interval '1 hour' FROM generate_series(1, 15000) g`, q.Key[:]); err != nil {
+		t.Fatal(err)
+	}
+	// Called until it returns 0, as the relay's expiry loop does.
+	total := 0
+	for {
+		n, err := s.Expire(ctx, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM messages WHERE queue = $1`, q.Key[:]).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if total != 15000 || left != 0 {
+		t.Fatalf("the sweep deleted %d tombstones and left %d, want all 15000", total, left)
+	}
+}
