@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"time"
 
 	"github.com/tainik/tainik/relay"
@@ -60,6 +61,12 @@ func (c *conn) logAppend(ctx context.Context, m *relay.LogAppend) (relay.Message
 	e := store.Entry{Epoch: h.Epoch, Commit: h.ContentType == relay.ContentTypeCommit, Message: m.Message, Expires: time.Now().Add(life)}
 	seq, epoch, err := c.s.store.AppendLog(ctx, m.LogID, e)
 	if err != nil {
+		// As for queue sends: a networked store may have committed
+		// an append whose answer was lost; wake the subscribers.
+		var ee *store.EpochError
+		if !errors.As(err, &ee) && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrQuota) {
+			c.s.logAppended(m.LogID)
+		}
 		return nil, err
 	}
 	c.s.metrics.logEntries.Add(1)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,8 +39,8 @@ var _ server.Notifier = (*Notifier)(nil)
 // use the same prefix, and nodes of different relays different ones. The
 // connection reconnects forever.
 func Dial(url, prefix string, log *slog.Logger) (*Notifier, error) {
-	if prefix == "" {
-		return nil, errors.New("natswake: empty subject prefix")
+	if prefix == "" || strings.ContainsAny(prefix, "*> \t\r\n") || strings.HasPrefix(prefix, ".") || strings.HasSuffix(prefix, ".") || strings.Contains(prefix, "..") {
+		return nil, fmt.Errorf("natswake: subject prefix %q must be plain NATS subject tokens (no wildcards, spaces or empty tokens)", prefix)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -51,6 +52,10 @@ func Dial(url, prefix string, log *slog.Logger) (*Notifier, error) {
 		// subscribers before publishing.
 		nats.NoEcho(),
 		nats.MaxReconnects(-1),
+		// Without it nats.go gives up for good after the same
+		// authorisation error twice, and the node would never hear
+		// from the others again (credentials rotated mid-reconnect).
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.Timeout(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -58,9 +63,20 @@ func Dial(url, prefix string, log *slog.Logger) (*Notifier, error) {
 				log.Warn("NATS disconnected; wake-ups from other nodes are paused", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) {
+		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("NATS reconnected; waking every local subscriber")
+			// Make sure the server has our subscription again before
+			// the store is re-read, or a wake-up sent in between
+			// would be lost.
+			if err := nc.FlushTimeout(5 * time.Second); err != nil {
+				log.Warn("NATS flush after reconnecting failed", "err", err)
+			}
 			n.wakeAll()
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				log.Error("NATS connection closed for good; this node no longer hears other nodes' wake-ups: restart it", "err", err)
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("NATS error; waking every local subscriber", "err", err)

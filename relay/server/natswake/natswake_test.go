@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +118,17 @@ func TestCrossNodePush(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("no push across nodes (queue %v, log %v)", gotQueue, gotLog)
+		}
+	}
+}
+
+// TestPrefixChecked: a prefix with a wildcard, a space or an empty token
+// would subscribe to other relays' wake-ups, or to none; it is refused
+// before connecting.
+func TestPrefixChecked(t *testing.T) {
+	for _, p := range []string{"", "*", "relay.>", "a b", ".relay", "relay.", "a..b"} {
+		if _, err := natswake.Dial("nats://127.0.0.1:1", p, nil); err == nil || !strings.Contains(err.Error(), "prefix") {
+			t.Errorf("prefix %q: %v, want it refused", p, err)
 		}
 	}
 }

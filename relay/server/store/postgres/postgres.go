@@ -56,6 +56,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		// three nodes stay well under max_connections = 100.
 		cfg.MaxConns = defaultMaxConns
 	}
+	// The statements are written for READ COMMITTED (concurrent sends to
+	// one queue wait on its row instead of failing): a database whose
+	// default is stricter would turn them into errors.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -207,3 +207,19 @@ func TestExpireSweepsTombstonesToTheEnd(t *testing.T) {
 		t.Fatalf("the sweep deleted %d tombstones and left %d, want all 15000", total, left)
 	}
 }
+
+// TestReadCommitted: the store's connections use READ COMMITTED even
+// when the server's or the URL's default is stricter, since its
+// statements are written for it.
+func TestReadCommitted(t *testing.T) {
+	url := servicetest.Postgres(t) + "&default_transaction_isolation=serializable"
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := postgres.Isolation(ctx, s); got != "read committed" {
+		t.Fatalf("the store's connections run at %q", got)
+	}
+}

@@ -251,13 +251,22 @@ func (s *Store) PutChunk(ctx context.Context, upload relay.ID, offset uint64, da
 	r.blob.Complete = complete
 	r.chunks = append(r.chunks, ref)
 	if err := s.c.put(ctx, s.metaKey(uh), r.marshal(), etag, ""); err != nil {
-		s.c.delete(ctx, key) // best effort; DeleteBlob removes leftovers
 		if errors.Is(err, errPrecondition) {
+			// Another write moved the record on: this chunk is not
+			// in it.
+			s.c.delete(ctx, key) // best effort; DeleteBlob removes leftovers
 			cur, _, err := s.readRecord(ctx, uh)
 			if err != nil {
 				return err
 			}
 			return &store.OffsetError{Length: cur.blob.Length}
+		}
+		// Any other failure (an error status, a lost answer) may
+		// come after the record was stored: the chunk stays, or a
+		// stored record would name a chunk that is gone. If the
+		// record did take this chunk, the write succeeded.
+		if cur, _, rerr := s.readRecord(ctx, uh); rerr == nil && len(cur.chunks) == len(r.chunks) && cur.chunks[len(cur.chunks)-1] == ref {
+			return nil
 		}
 		return err
 	}
