@@ -125,10 +125,16 @@ func Decode(frame []byte) (uint32, Message, error) {
 	if version != Version {
 		return 0, nil, &Error{Code: CodeUnsupportedVersion, Message: "unsupported protocol version"}
 	}
-	if !s.ReadUint8(&typ) || !s.ReadUint32(&id) || !readU32Prefixed(&s, &body) || !s.Empty() {
+	if !s.ReadUint8(&typ) || !s.ReadUint32(&id) {
 		return 0, nil, errBadFrame
 	}
 	m := newMessage(Type(typ))
+	if !readU32Prefixed(&s, &body) || !s.Empty() {
+		if m == nil {
+			return 0, nil, errBadFrame // not a frame at all
+		}
+		return id, nil, errBadFrame // a known request whose id was read: the answer names it
+	}
 	if m == nil {
 		return id, nil, &Error{Code: CodeUnknownCommand, Message: "unknown command"}
 	}
@@ -232,9 +238,10 @@ func marshalSigned(m Signed, b *cryptobyte.Builder) {
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(sig) })
 }
 
+// readSig reads a signature: empty, or an Ed25519 signature.
 func readSig(s *cryptobyte.String, sig *[]byte) bool {
 	var v cryptobyte.String
-	if !s.ReadUint8LengthPrefixed(&v) {
+	if !s.ReadUint8LengthPrefixed(&v) || (len(v) != 0 && len(v) != ed25519.SignatureSize) {
 		return false
 	}
 	*sig = append([]byte(nil), v...)

@@ -174,3 +174,31 @@ func BenchmarkPushFrame(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeKeepsReadID: a frame whose body is malformed still yields the
+// request id it carried, so the answer names the request.
+func TestDecodeKeepsReadID(t *testing.T) {
+	f := Encode(42, &QueueReceive{})
+	f = append(f, 0) // a byte past the body
+	id, _, err := Decode(f)
+	var re *Error
+	if !errors.As(err, &re) || re.Code != CodeBadFrame || id != 42 {
+		t.Fatalf("Decode = id %d, %v; want id 42 and bad_frame", id, err)
+	}
+}
+
+// TestSignatureLength: a signature is empty or 64 bytes.
+func TestSignatureLength(t *testing.T) {
+	for _, n := range []int{1, 63, 65} {
+		m := &QueueSend{Payload: make([]byte, 1024), Sig: make([]byte, n)}
+		if _, _, err := Decode(Encode(1, m)); err == nil {
+			t.Errorf("a %d-byte signature was accepted", n)
+		}
+	}
+	for _, n := range []int{0, 64} {
+		m := &QueueSend{Payload: make([]byte, 1024), Sig: make([]byte, n)}
+		if _, _, err := Decode(Encode(1, m)); err != nil {
+			t.Errorf("a %d-byte signature: %v", n, err)
+		}
+	}
+}

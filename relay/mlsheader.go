@@ -117,7 +117,11 @@ func readOpaqueV(s *cryptobyte.String, out *[]byte) bool {
 	if !readVarint(s, &n) {
 		return false
 	}
-	return s.ReadBytes(out, int(n))
+	if !s.ReadBytes(out, int(n)) {
+		return false
+	}
+	*out = (*out)[:n:n] // it aliases the message: no append may reach past it
+	return true
 }
 
 // AppendVarint appends an MLS variable-length integer; it is exported for

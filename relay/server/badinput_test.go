@@ -126,7 +126,7 @@ func TestBadInput(t *testing.T) {
 		c := rawDial(t, r.addr)
 		f := relay.Encode(5, &relay.LogRead{})
 		c.write(f[:len(f)-1])
-		c.wantError(0, relay.CodeBadFrame)
+		c.wantError(5, relay.CodeBadFrame) // the id was read before the body
 		c.wantClosed()
 	})
 	t.Run("version", func(t *testing.T) {

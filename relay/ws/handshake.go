@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -74,25 +75,43 @@ func checkUpgrade(r *http.Request, subprotocol string) error {
 		return &HandshakeError{http.StatusBadRequest, "a WebSocket handshake needs HTTP/1.1"}
 	case !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket"):
 		return &HandshakeError{http.StatusUpgradeRequired, "this endpoint speaks WebSocket only"}
-	case r.Header.Get("Sec-WebSocket-Version") != "13":
+	case len(r.Header.Values("Sec-WebSocket-Version")) != 1 || r.Header.Get("Sec-WebSocket-Version") != "13":
 		return &HandshakeError{http.StatusUpgradeRequired, "WebSocket version 13 required"}
+	case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
+		// Its body would be read as the first WebSocket frames.
+		return &HandshakeError{http.StatusBadRequest, "a WebSocket handshake has no body"}
+	case len(r.Header.Values("Sec-WebSocket-Key")) != 1:
+		return &HandshakeError{http.StatusBadRequest, "missing or repeated Sec-WebSocket-Key"}
 	}
 	key, err := base64.StdEncoding.DecodeString(r.Header.Get("Sec-WebSocket-Key"))
 	if err != nil || len(key) != 16 {
 		return &HandshakeError{http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key"}
 	}
-	if !headerHasToken(r.Header, "Sec-WebSocket-Protocol", subprotocol) {
+	if !headerHasExactToken(r.Header, "Sec-WebSocket-Protocol", subprotocol) {
 		return &HandshakeError{http.StatusBadRequest, "subprotocol " + subprotocol + " required"}
 	}
 	return nil
 }
 
+// headerHasExactToken reports whether a comma-separated header lists
+// token exactly: subprotocol names are case-sensitive (RFC 6455 Section
+// 4.1), and the client compares the answer exactly.
+func headerHasExactToken(h http.Header, name, token string) bool {
+	return headerLists(h, name, func(t string) bool { return t == token })
+}
+
 // headerHasToken reports whether a comma-separated header lists token
 // (case-insensitively).
 func headerHasToken(h http.Header, name, token string) bool {
+	return headerLists(h, name, func(t string) bool { return strings.EqualFold(t, token) })
+}
+
+// headerLists reports whether a comma-separated header lists a token
+// that match accepts.
+func headerLists(h http.Header, name string, match func(string) bool) bool {
 	for _, v := range h.Values(name) {
 		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
+			if match(strings.TrimSpace(t)) {
 				return true
 			}
 		}
@@ -123,9 +142,15 @@ func Client(nc net.Conn, host, path, subprotocol string, header http.Header, lim
 	if err := req.Write(nc); err != nil {
 		return nil, fmt.Errorf("ws: sending the handshake: %w", err)
 	}
-	br := bufio.NewReaderSize(nc, readBufferSize)
+	// The answer's headers are bounded; bytes read past them (frames
+	// the server sent at once) are kept for the connection.
+	lr := &io.LimitedReader{R: nc, N: maxHandshakeAnswer}
+	br := bufio.NewReaderSize(lr, readBufferSize)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
+		if lr.N == 0 {
+			return nil, fmt.Errorf("ws: the server's handshake answer is longer than %d bytes", maxHandshakeAnswer)
+		}
 		return nil, fmt.Errorf("ws: reading the handshake answer: %w", err)
 	}
 	resp.Body.Close()
@@ -141,5 +166,13 @@ func Client(nc net.Conn, host, path, subprotocol string, header http.Header, lim
 	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
 		return nil, &HandshakeError{resp.StatusCode, "server chose an extension that was not offered"}
 	}
-	return newConn(nc, true, limit, nil, br), nil
+	var pre []byte
+	if n := br.Buffered(); n > 0 {
+		pre, _ = br.Peek(n)
+		pre = append([]byte(nil), pre...)
+	}
+	return newConn(nc, true, limit, pre, nil), nil
 }
+
+// maxHandshakeAnswer bounds the server's answer to the opening handshake.
+const maxHandshakeAnswer = 16 << 10

@@ -87,6 +87,10 @@ func protocolErrorf(code int, format string, args ...any) error {
 	return &ProtocolError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// readStep is how much of a message the reader allocates ahead of the
+// bytes that arrive.
+const readStep = 16 << 10
+
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 
 var writeBuffers = sync.Pool{New: func() any { return new([]byte) }}
@@ -223,10 +227,17 @@ func (c *Conn) next() ([]byte, error) {
 		if uint64(len(msg))+h.length > uint64(c.limit) {
 			return nil, protocolErrorf(StatusTooBig, "message larger than %d bytes", c.limit)
 		}
+		// Grow the message as its bytes arrive, not by what the
+		// header declares: a peer that sends a header and stops
+		// must not pin a whole message's worth of memory.
 		start := len(msg)
-		msg = append(msg, make([]byte, h.length)...)
-		if _, err := io.ReadFull(br, msg[start:]); err != nil {
-			return nil, err
+		for left := h.length; left > 0; {
+			n := min(left, readStep)
+			msg = append(msg, make([]byte, n)...)
+			if _, err := io.ReadFull(br, msg[len(msg)-int(n):]); err != nil {
+				return nil, err
+			}
+			left -= n
 		}
 		h.unmask(msg[start:])
 		if h.fin {

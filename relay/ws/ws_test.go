@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -239,10 +240,17 @@ func TestHandshakeRefusals(t *testing.T) {
 		{"old version", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "8"}, http.StatusUpgradeRequired},
 		{"bad key", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "short", "Sec-WebSocket-Protocol": proto}, http.StatusBadRequest},
 		{"no subprotocol", map[string]string{"Connection": "keep-alive, Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, http.StatusBadRequest},
+		{"subprotocol in other case", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": strings.ToUpper(proto)}, http.StatusBadRequest},
+		{"with a body", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": proto, "body": "\x82\x80xxxx"}, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", hs.URL, nil)
+			var body io.Reader
+			if b, ok := tt.header["body"]; ok {
+				body = strings.NewReader(b)
+				delete(tt.header, "body")
+			}
+			req, _ := http.NewRequest("GET", hs.URL, body)
 			for k, v := range tt.header {
 				req.Header.Set(k, v)
 			}
@@ -425,4 +433,40 @@ func TestPingPayloadLimit(t *testing.T) {
 	if err := c.Ping(make([]byte, 126)); err == nil {
 		t.Fatal("a 126-byte ping payload was accepted")
 	}
+}
+
+// TestLargeMessageInPieces: a message far larger than the reader's
+// allocation step arrives whole, and a header that declares a large
+// message reserves only one step until its bytes come.
+func TestLargeMessageInPieces(t *testing.T) {
+	srv, peer := rawServer(t, 1<<20)
+	msg := make([]byte, 5*readStep+123)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	go peer.Write(frame(true, opBinary, msg, true))
+	got, err := srv.ReadMessage()
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("read %d bytes, %v; want the %d sent", len(got), err, len(msg))
+	}
+
+	// A header for 1 MiB, then only 10 bytes: the reader waits with one
+	// step allocated, not the declared size.
+	f := frame(true, opBinary, make([]byte, 1<<20-16), true)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	done := make(chan struct{})
+	go func() {
+		srv.ReadMessage()
+		close(done)
+	}()
+	peer.Write(f[:14+10])
+	time.Sleep(100 * time.Millisecond)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*readStep {
+		t.Errorf("a 1 MiB header with 10 bytes behind it made the reader allocate %d bytes", grew)
+	}
+	peer.Close()
+	<-done
 }
