@@ -63,6 +63,15 @@ func ParseMLSHeader(msg []byte) (MLSHeader, error) {
 		if !readOpaqueV(&s, &ad) || !s.ReadUint8(&h.ContentType) {
 			return MLSHeader{}, errMLSHeader
 		}
+		// RFC 9420 Section 6: application messages are always
+		// PrivateMessage; an external sender and a new member proposing
+		// send proposals, a new member joining sends its commit.
+		switch {
+		case h.ContentType == ContentTypeApplication,
+			(sender == 2 || sender == 3) && h.ContentType != ContentTypeProposal,
+			sender == 4 && h.ContentType != ContentTypeCommit:
+			return MLSHeader{}, errMLSHeader
+		}
 	case WireFormatPrivateMessage:
 		if !readOpaqueV(&s, &h.GroupID) || !s.ReadUint64(&h.Epoch) || !s.ReadUint8(&h.ContentType) {
 			return MLSHeader{}, errMLSHeader

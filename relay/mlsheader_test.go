@@ -64,3 +64,41 @@ func FuzzParseMLSHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestPublicMessageSenderAndContent: the combinations RFC 9420 Section 6
+// forbids are refused (application data in a PublicMessage, an external
+// sender or new member proposing anything but a proposal, a new member
+// joining with anything but a commit).
+func TestPublicMessageSenderAndContent(t *testing.T) {
+	header := func(sender []byte, contentType uint8) []byte {
+		b := binary.BigEndian.AppendUint16(nil, 1)
+		b = binary.BigEndian.AppendUint16(b, WireFormatPublicMessage)
+		b = append(AppendVarint(b, 1), 'g')
+		b = binary.BigEndian.AppendUint64(b, 3)
+		b = append(b, sender...)
+		b = append(AppendVarint(b, 0), contentType)
+		return append(b, 0x5a, 0x5a)
+	}
+	member, external := []byte{1, 0, 0, 0, 0}, []byte{2, 0, 0, 0, 0}
+	newProposal, newCommit := []byte{3}, []byte{4}
+	for _, c := range []struct {
+		name    string
+		sender  []byte
+		content uint8
+		ok      bool
+	}{
+		{"member proposal", member, ContentTypeProposal, true},
+		{"member commit", member, ContentTypeCommit, true},
+		{"member application", member, ContentTypeApplication, false},
+		{"external proposal", external, ContentTypeProposal, true},
+		{"external commit", external, ContentTypeCommit, false},
+		{"new member proposal", newProposal, ContentTypeProposal, true},
+		{"new member proposal's commit", newProposal, ContentTypeCommit, false},
+		{"new member commit", newCommit, ContentTypeCommit, true},
+		{"new member commit's proposal", newCommit, ContentTypeProposal, false},
+	} {
+		if _, err := ParseMLSHeader(header(c.sender, c.content)); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok %v", c.name, err, c.ok)
+		}
+	}
+}
