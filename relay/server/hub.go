@@ -22,8 +22,10 @@ type hub struct {
 	mu     sync.Mutex // before conn.mu
 	queues map[relay.ID]*queueSub
 	logs   map[relay.ID]map[*logSub]struct{}
-	// logKeys maps LogWakeKey of each key of logs back to it.
-	logKeys map[relay.ID]relay.ID
+	// logKeys maps LogWakeKey of each key of logs back to it, and
+	// queueKeys QueueWakeKey of each key of queues.
+	logKeys   map[relay.ID]relay.ID
+	queueKeys map[relay.ID]relay.ID
 }
 
 type queueSub struct {
@@ -268,6 +270,7 @@ func (h *hub) subscribeQueue(c *conn, key, rid relay.ID, max int) error {
 	}
 	sub := &queueSub{c: c, key: key, rid: rid, kick: make(chan struct{}, 1), done: make(chan struct{}), pushed: make(map[relay.MsgID]struct{}), unread: true}
 	h.queues[key] = sub
+	h.queueKeys[QueueWakeKey(key)] = key
 	c.mu.Lock()
 	if c.queueSubs == nil {
 		c.queueSubs = make(map[relay.ID]*queueSub)
@@ -285,6 +288,7 @@ func (h *hub) unsubscribeQueue(key relay.ID) {
 	if sub := h.queues[key]; sub != nil {
 		sub.end()
 		delete(h.queues, key)
+		delete(h.queueKeys, QueueWakeKey(key))
 		sub.c.mu.Lock()
 		delete(sub.c.queueSubs, key)
 		sub.c.mu.Unlock()
@@ -357,6 +361,7 @@ func (h *hub) dropConn(c *conn) {
 	for key, sub := range c.queueSubs {
 		if h.queues[key] == sub {
 			delete(h.queues, key)
+			delete(h.queueKeys, QueueWakeKey(key))
 		}
 		sub.end()
 	}

@@ -178,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*conn]struct{}), stopped: make(chan struct{})}
 	s.limiter = contactLimiter{rate: cfg.ContactRate, burst: float64(cfg.ContactBurst), buckets: make(map[relay.ID]*bucket)}
-	s.hub = hub{queues: make(map[relay.ID]*queueSub), logs: make(map[relay.ID]map[*logSub]struct{}), logKeys: make(map[relay.ID]relay.ID)}
+	s.hub = hub{queues: make(map[relay.ID]*queueSub), logs: make(map[relay.ID]map[*logSub]struct{}), logKeys: make(map[relay.ID]relay.ID), queueKeys: make(map[relay.ID]relay.ID)}
 	s.notifier = cfg.Notifier
 	if s.notifier == nil {
 		s.notifier = localNotifier{}

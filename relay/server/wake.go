@@ -11,8 +11,7 @@ import (
 type WakeKind uint8
 
 const (
-	// WakeQueue names a queue by its store key (a hash of the recipient
-	// id, never the id itself).
+	// WakeQueue names a queue by QueueWakeKey of its store key.
 	WakeQueue WakeKind = 1
 	// WakeLog names a log by LogWakeKey of its id.
 	WakeLog WakeKind = 2
@@ -56,6 +55,18 @@ type localNotifier struct{}
 func (localNotifier) Publish(Wake) error      { return nil }
 func (localNotifier) Listen(func(Wake)) error { return nil }
 
+// QueueWakeKey is the key a Wake for a queue carries: a hash of the
+// queue's store key, so that the notifier's operator sees a pseudonym of
+// its own, which a copy of the database does not name.
+func QueueWakeKey(key relay.ID) relay.ID {
+	h := sha256.New()
+	h.Write([]byte("tainik queue wake\x00"))
+	h.Write(key[:])
+	var k relay.ID
+	h.Sum(k[:0])
+	return k
+}
+
 // LogWakeKey is the key a Wake for the log id carries: a hash, so that
 // the notifier's operator does not learn log ids.
 func LogWakeKey(id relay.ID) relay.ID {
@@ -72,7 +83,7 @@ func LogWakeKey(id relay.ID) relay.ID {
 // subscriber may push without reading it back.
 func (s *Server) queueStored(key relay.ID, m *store.Message) {
 	s.hub.notifyQueue(key, m)
-	if err := s.notifier.Publish(Wake{Kind: WakeQueue, Key: key}); err != nil {
+	if err := s.notifier.Publish(Wake{Kind: WakeQueue, Key: QueueWakeKey(key)}); err != nil {
 		s.log.Warn("publishing a wake-up failed", "err", err)
 	}
 }
@@ -89,7 +100,18 @@ func (s *Server) logAppended(id relay.ID) {
 func (s *Server) wake(w Wake) {
 	switch w.Kind {
 	case WakeQueue:
-		s.hub.notifyQueue(w.Key, nil)
+		s.hub.mu.Lock()
+		key, ok := s.hub.queueKeys[w.Key]
+		if !ok {
+			// A node from before wake keys were hashed sends the
+			// store key itself.
+			_, ok = s.hub.queues[w.Key]
+			key = w.Key
+		}
+		s.hub.mu.Unlock()
+		if ok {
+			s.hub.notifyQueue(key, nil)
+		}
 	case WakeLog:
 		s.hub.mu.Lock()
 		id, ok := s.hub.logKeys[w.Key]

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,12 +16,14 @@ import (
 type bus struct {
 	mu        sync.Mutex
 	listeners map[*busNotifier]func(server.Wake)
+	published []server.Wake
 }
 
 type busNotifier struct{ b *bus }
 
 func (n *busNotifier) Publish(w server.Wake) error {
 	n.b.mu.Lock()
+	n.b.published = append(n.b.published, w)
 	var fns []func(server.Wake)
 	for other, fn := range n.b.listeners {
 		if other != n {
@@ -113,7 +116,37 @@ func TestWakeAcrossNodes(t *testing.T) {
 	}
 	b.mu.Lock()
 	wakeA := b.listeners[na]
+	published := slices.Clone(b.published)
 	b.mu.Unlock()
 	wakeA(server.Wake{Kind: server.WakeAll})
 	expectPushes(msgID(2), 2)
+
+	// The queue's wake-ups name it by its wake key, never by the key
+	// the store (and a copy of the database) knows it by.
+	queueWakes := 0
+	for _, w := range published {
+		if w.Kind == server.WakeQueue {
+			queueWakes++
+			if w.Key != server.QueueWakeKey(sq.Key) {
+				t.Errorf("a queue wake-up carries %x, not the queue's wake key", w.Key[:4])
+			}
+		}
+	}
+	if queueWakes == 0 {
+		t.Error("no queue wake-up was published")
+	}
+	// A node from before the wake keys sends the store key; it is still
+	// understood.
+	if _, _, err := st.AddMessage(ctx, sq.Key, store.Message{ID: msgID(3), Payload: padded, Expires: time.Now().Add(time.Hour)}, 100); err != nil {
+		t.Fatal(err)
+	}
+	wakeA(server.Wake{Kind: server.WakeQueue, Key: sq.Key})
+	select {
+	case m := <-a.Pushes():
+		if p, ok := m.(*relay.QueuePush); !ok || p.Message.MsgID != msgID(3) {
+			t.Fatalf("push %+v, want message 3", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("a wake-up with the store key woke nobody")
+	}
 }
