@@ -58,20 +58,17 @@ func (localNotifier) Listen(func(Wake)) error { return nil }
 // QueueWakeKey is the key a Wake for a queue carries: a hash of the
 // queue's store key, so that the notifier's operator sees a pseudonym of
 // its own, which a copy of the database does not name.
-func QueueWakeKey(key relay.ID) relay.ID {
-	h := sha256.New()
-	h.Write([]byte("tainik queue wake\x00"))
-	h.Write(key[:])
-	var k relay.ID
-	h.Sum(k[:0])
-	return k
-}
+func QueueWakeKey(key relay.ID) relay.ID { return wakeKey("tainik queue wake", key) }
 
 // LogWakeKey is the key a Wake for the log id carries: a hash, so that
 // the notifier's operator does not learn log ids.
-func LogWakeKey(id relay.ID) relay.ID {
+func LogWakeKey(id relay.ID) relay.ID { return wakeKey("tainik log wake", id) }
+
+// wakeKey is SHA-256 over label, a zero byte and id.
+func wakeKey(label string, id relay.ID) relay.ID {
 	h := sha256.New()
-	h.Write([]byte("tainik log wake\x00"))
+	h.Write([]byte(label))
+	h.Write([]byte{0})
 	h.Write(id[:])
 	var k relay.ID
 	h.Sum(k[:0])
