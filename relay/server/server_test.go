@@ -92,6 +92,22 @@ func msgID(n int) relay.MsgID {
 	return id
 }
 
+// subscribedPair dials a recipient and a sender, and has the recipient
+// create a queue and subscribe to it.
+func subscribedPair(t *testing.T, r *testRelay) (recv, send *client.Client, q client.Queue) {
+	t.Helper()
+	ctx := testCtx(t)
+	recv, send = dial(t, r.addr), dial(t, r.addr)
+	q, err := recv.CreateQueue(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	return recv, send, q
+}
+
 func nextPush(t *testing.T, c *client.Client) relay.Message {
 	t.Helper()
 	select {
@@ -600,14 +616,7 @@ func TestAddressStable(t *testing.T) {
 func TestParkedConnections(t *testing.T) {
 	r := startRelay(t, server.Config{IdleAfter: 20 * time.Millisecond})
 	ctx := testCtx(t)
-	recv, send := dial(t, r.addr), dial(t, r.addr)
-	q, err := recv.CreateQueue(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := recv.Subscribe(ctx, q); err != nil {
-		t.Fatal(err)
-	}
+	recv, send, q := subscribedPair(t, r)
 	waitMetric(t, r, "tainik_relay_connections_parked", 2)
 	// A push to a parked connection, from a request on another parked
 	// connection.
@@ -756,14 +765,7 @@ func TestPushFromInbox(t *testing.T) {
 	st := &countingStore{Store: emb}
 	r := startRelay(t, server.Config{Store: st})
 	ctx := testCtx(t)
-	recv, send := dial(t, r.addr), dial(t, r.addr)
-	q, err := recv.CreateQueue(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := recv.Subscribe(ctx, q); err != nil {
-		t.Fatal(err)
-	}
+	recv, send, q := subscribedPair(t, r)
 	const live = 40
 	for i := range live {
 		if err := send.Send(ctx, q.SenderID, msgID(i), []byte("live"), nil); err != nil {
@@ -846,14 +848,7 @@ func TestPushFromInbox(t *testing.T) {
 func TestRetryAfterDedupWindowPushed(t *testing.T) {
 	r := startRelay(t, server.Config{DedupWindow: 100 * time.Millisecond, ExpireInterval: 20 * time.Millisecond})
 	ctx := testCtx(t)
-	recv, send := dial(t, r.addr), dial(t, r.addr)
-	q, err := recv.CreateQueue(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := recv.Subscribe(ctx, q); err != nil {
-		t.Fatal(err)
-	}
+	recv, send, q := subscribedPair(t, r)
 	// Fill the window of unacknowledged pushes, so that the next
 	// message waits in the store.
 	const window = 256

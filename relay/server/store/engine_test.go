@@ -19,6 +19,7 @@ import (
 
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/server/store"
+	"github.com/tainik/tainik/relay/server/store/storetest"
 )
 
 // TestPebbleRefusesBolt: a data directory that holds a bbolt store is not
@@ -73,16 +74,7 @@ func TestEngineMixedConcurrency(t *testing.T) {
 			const queues, workers, perWorker = 8, 32, 40
 			keys := make([]relay.ID, queues)
 			for i := range keys {
-				var rid, sid relay.ID
-				rand.Read(rid[:])
-				rand.Read(sid[:])
-				if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
-					t.Fatal(err)
-				}
-				q, err := s.QueueByRecipient(ctx, rid)
-				if err != nil {
-					t.Fatal(err)
-				}
+				_, _, q := storetest.NewQueue(t, s)
 				keys[i] = q.Key
 			}
 			var mu sync.Mutex
@@ -337,16 +329,7 @@ func TestPebbleOldIDIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var rid, sid relay.ID
-	rand.Read(rid[:])
-	rand.Read(sid[:])
-	if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := s.QueueByRecipient(ctx, rid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rid, _, q := storetest.NewQueue(t, s)
 	id := relay.MsgID{7}
 	if _, _, err := s.AddMessage(ctx, q.Key, store.Message{ID: id, Payload: []byte("old"), Expires: time.Now().Add(time.Hour)}, 10); err != nil {
 		t.Fatal(err)

@@ -167,16 +167,7 @@ func TestExpireSweepsTombstonesToTheEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var rid, sid relay.ID
-	rand.Read(rid[:])
-	rand.Read(sid[:])
-	if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := s.QueueByRecipient(ctx, rid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, q := storetest.NewQueue(t, s)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-func randID(t *testing.T) relay.ID {
+func randID(t testing.TB) relay.ID {
 	var id relay.ID
 	rand.Read(id[:])
 	return id
@@ -53,7 +53,9 @@ func randID(t *testing.T) relay.ID {
 
 var ctx = context.Background()
 
-func newQueue(t *testing.T, s store.Store) (relay.ID, relay.ID, store.Queue) {
+// NewQueue creates a queue with random identifiers in s and returns its
+// recipient and sender ids and the queue as QueueByRecipient gives it.
+func NewQueue(t testing.TB, s store.Store) (relay.ID, relay.ID, store.Queue) {
 	t.Helper()
 	rid, sid := randID(t), randID(t)
 	if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid, RecipientKey: [32]byte{1}}); err != nil {
@@ -72,7 +74,7 @@ func msg(n byte) store.Message {
 
 func testQueue(t *testing.T, open Opener) {
 	s, _ := open(t)
-	rid, sid, q := newQueue(t, s)
+	rid, sid, q := NewQueue(t, s)
 	if q.RecipientKey != [32]byte{1} || q.SenderKey != nil {
 		t.Fatalf("got %+v", q)
 	}
@@ -149,7 +151,7 @@ func testQueue(t *testing.T, open Opener) {
 
 func testQueueDurable(t *testing.T, open Opener) {
 	s, reopen := open(t)
-	rid, _, q := newQueue(t, s)
+	rid, _, q := NewQueue(t, s)
 	for i := byte(1); i <= 5; i++ {
 		if _, _, err := s.AddMessage(ctx, q.Key, msg(i), 100); err != nil {
 			t.Fatal(err)
@@ -173,7 +175,7 @@ func testQueueDurable(t *testing.T, open Opener) {
 
 func testQueueQuotaAndDelete(t *testing.T, open Opener) {
 	s, _ := open(t)
-	rid, sid, q := newQueue(t, s)
+	rid, sid, q := NewQueue(t, s)
 	for i := byte(1); i <= 2; i++ {
 		if _, _, err := s.AddMessage(ctx, q.Key, msg(i), 2); err != nil {
 			t.Fatal(err)
@@ -336,7 +338,7 @@ func testBlob(t *testing.T, open Opener) {
 
 func testExpire(t *testing.T, open Opener) {
 	s, _ := open(t)
-	_, _, q := newQueue(t, s)
+	_, _, q := NewQueue(t, s)
 	now := time.Now()
 	old := msg(1)
 	old.Expires = now.Add(-time.Minute)
@@ -372,7 +374,7 @@ func testExpire(t *testing.T, open Opener) {
 // is first; after the sweep it may be sent again.
 func testTombstoneKeep(t *testing.T, open Opener) {
 	s, reopen := open(t)
-	_, _, q := newQueue(t, s)
+	_, _, q := NewQueue(t, s)
 	now := time.Now()
 	for i := byte(1); i <= 2; i++ {
 		if _, _, err := s.AddMessage(ctx, q.Key, msg(i), 10); err != nil {
@@ -455,7 +457,7 @@ func testLogEntryExpiry(t *testing.T, open Opener) {
 
 func testConcurrentWrites(t *testing.T, open Opener) {
 	s, reopen := open(t)
-	_, _, q := newQueue(t, s)
+	_, _, q := NewQueue(t, s)
 	const n = 200
 	var wg sync.WaitGroup
 	for i := range n {
