@@ -32,6 +32,7 @@ type config struct {
 	store      string
 	fsyncDir   string
 	ackDelay   time.Duration
+	timeline   time.Duration
 	idleAfter  time.Duration
 	recipients int
 	size       int
@@ -51,6 +52,7 @@ func main() {
 	flag.StringVar(&cfg.tainikd, "tainikd", "", "tainikd binary to start; empty builds ./cmd/tainikd")
 	flag.IntVar(&cfg.senders, "senders", 1000, "sending connections")
 	flag.DurationVar(&cfg.ackDelay, "ack-delay", 20*time.Millisecond, "how long a recipient gathers message ids before one signed acknowledgement")
+	flag.DurationVar(&cfg.timeline, "timeline", 0, "print when end-to-end latencies over this long happened, per 100 ms of the run (0: off)")
 	flag.StringVar(&cfg.fsyncDir, "fsync-dir", os.TempDir(), "directory whose disk -mode fsync measures")
 	flag.StringVar(&cfg.store, "store", "pebble", "the started relay's -store engine: pebble or bolt")
 	flag.IntVar(&cfg.window, "window", 1, "sends each sender keeps in flight (pipelined on its one connection)")

@@ -16,16 +16,54 @@ import (
 	"github.com/tainik/tainik/relay/client"
 )
 
-// latencies collects samples.
+// latencies collects samples, and when each was taken.
 type latencies struct {
 	mu sync.Mutex
 	d  []time.Duration
+	at []time.Time
 }
 
 func (l *latencies) add(d time.Duration) {
+	now := time.Now()
 	l.mu.Lock()
 	l.d = append(l.d, d)
+	l.at = append(l.at, now)
 	l.mu.Unlock()
+}
+
+// printTimeline prints, for each 100 ms of the run in which a sample took
+// longer than slow, how many samples were taken, how many were slow and
+// the longest: whether the tail is spread out or comes in stalls. Call it
+// before quantiles, which sorts the samples.
+func (l *latencies) printTimeline(slow time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.at) == 0 {
+		return
+	}
+	type bucket struct {
+		n, slow int
+		max     time.Duration
+	}
+	t0 := l.at[0]
+	var buckets []bucket
+	for i, d := range l.d {
+		b := int(l.at[i].Sub(t0) / (100 * time.Millisecond))
+		for len(buckets) <= b {
+			buckets = append(buckets, bucket{})
+		}
+		buckets[b].n++
+		buckets[b].max = max(buckets[b].max, d)
+		if d > slow {
+			buckets[b].slow++
+		}
+	}
+	fmt.Printf("timeline of end-to-end latency over %v (100 ms buckets with a sample over %v):\n", slow, slow)
+	for i, b := range buckets {
+		if b.slow > 0 {
+			fmt.Printf("  t=%5.1fs  samples %4d  over %4d  max %v\n", float64(i)/10, b.n, b.slow, b.max.Round(100*time.Microsecond))
+		}
+	}
 }
 
 // sends counts acknowledged sends and their latency while measuring is
@@ -229,6 +267,9 @@ func runQueues(cfg config) error {
 	stop()
 	wg.Wait()
 
+	if cfg.timeline > 0 {
+		e2e.printTimeline(cfg.timeline)
+	}
 	s50, s99, _ := sent.lat.quantiles()
 	e50, e99, en := e2e.quantiles()
 	fmt.Printf("mode=%s senders=%d window=%d recipients=%d size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.window, cfg.recipients, cfg.size, elapsed.Round(time.Millisecond))
