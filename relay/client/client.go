@@ -53,8 +53,9 @@ type Options struct {
 }
 
 // MaxPushBacklog bounds the bytes of pushes waiting inside a client for
-// room in its Pushes channel. Past it the client stops reading from the
-// relay until the consumer catches up; answers to requests then wait too.
+// room in its Pushes channel. Past it the client drops the connection
+// (requests in flight get ErrDisconnected) and connects again, with
+// growing delays while the backlog stays full.
 const MaxPushBacklog = 64 << 20
 
 // Client is a connection to one relay. It is safe for concurrent use.
@@ -179,11 +180,19 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 
 // push hands a push from the read loop to Pushes: directly when nothing
 // is waiting and the channel has room, else through the backlog, which
-// deliver empties. It waits while the backlog holds MaxPushBacklog bytes,
-// and returns false once the client is closed.
+// deliver empties. It returns false, and the read loop drops the
+// connection, once the backlog holds MaxPushBacklog bytes or the client
+// is closed: waiting for room instead would stop the answers to requests
+// too, and a consumer waiting on one of them (an Ack from its push loop)
+// would never drain Pushes. The push itself is kept, so nothing is lost:
+// after the reconnect queue messages not yet acknowledged come again,
+// and logs resume after the last entry received.
 func (c *Client) push(p pushed) bool {
 	c.backlogMu.Lock()
 	defer c.backlogMu.Unlock()
+	if c.ctx.Err() != nil {
+		return false
+	}
 	if len(c.backlog) == 0 {
 		select {
 		case c.pushes <- p.m:
@@ -191,16 +200,10 @@ func (c *Client) push(p pushed) bool {
 		default:
 		}
 	}
-	for c.backlogBytes >= MaxPushBacklog && c.ctx.Err() == nil {
-		c.backlogCond.Wait()
-	}
-	if c.ctx.Err() != nil {
-		return false
-	}
 	c.backlog = append(c.backlog, p)
 	c.backlogBytes += p.size
 	c.backlogCond.Broadcast()
-	return true
+	return c.backlogBytes < MaxPushBacklog
 }
 
 // deliver moves the backlog to Pushes, oldest first. The head stays in the
@@ -237,8 +240,7 @@ func (c *Client) deliver() {
 // Pushes delivers QueuePush and LogPush frames, and error frames the relay
 // sends outside any request. Pushes the channel has no room for wait
 // inside the client, up to MaxPushBacklog bytes; past that the client
-// stops reading from the relay (answers to requests wait too) until the
-// channel is drained.
+// drops the connection and connects again (see MaxPushBacklog).
 func (c *Client) Pushes() <-chan relay.Message { return c.pushes }
 
 // Close closes the connection and stops reconnecting.
@@ -379,8 +381,8 @@ func (c *Client) run(ws *ws.Conn) {
 }
 
 // frameTimeout bounds how long a frame may take to arrive once its first
-// byte has.
-const frameTimeout = 30 * time.Second
+// byte has: a 1 MiB answer at 6 KB/s (a poor mobile link) still makes it.
+const frameTimeout = 3 * time.Minute
 
 func (c *Client) readLoop(ws *ws.Conn) {
 	stop := context.AfterFunc(c.ctx, func() { ws.CloseNow() })
@@ -496,7 +498,7 @@ func (c *Client) resubscribe(w *ws.Conn) {
 			if errors.Is(err, ErrDisconnected) {
 				return
 			}
-			if refused(err) {
+			if lostForGood(err) {
 				c.mu.Lock()
 				if c.queueSubs[q.RecipientID].Key.Equal(q.Key) {
 					delete(c.queueSubs, q.RecipientID)
@@ -512,7 +514,7 @@ func (c *Client) resubscribe(w *ws.Conn) {
 			if errors.Is(err, ErrDisconnected) {
 				return
 			}
-			if refused(err) {
+			if lostForGood(err) {
 				c.mu.Lock()
 				if s := c.logSubs[l.id]; s != nil && s.token == l.s.token {
 					delete(c.logSubs, l.id)
@@ -543,6 +545,23 @@ func (c *Client) renew(w *ws.Conn, build func(nonce []byte) relay.Message) error
 		}
 		return err
 	}
+}
+
+// lostForGood says whether the relay's answer to a resubscription means
+// it can never be renewed: the queue or log is gone, its key or token no
+// longer works, or the connection holds too many subscriptions. A failing
+// or busy relay, an answer this client does not know, or the client's
+// own closing leave the subscription to the next connection.
+func lostForGood(err error) bool {
+	var re *relay.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Code {
+	case relay.CodeNotFound, relay.CodeAuth, relay.CodeBadSignature, relay.CodeBadRequest, relay.CodeTooManySubscriptions:
+		return true
+	}
+	return false
 }
 
 // SubscriptionError reports a subscription the relay refused to renew

@@ -24,6 +24,8 @@ type poller struct {
 	stopped chan struct{} // closed when run has returned
 	count   *atomic.Int64 // parked connections, for the metrics
 
+	closeMu sync.Mutex // serialises close
+
 	mu     sync.Mutex
 	closed bool // the epoll descriptor is closed
 	next   uint32
@@ -118,6 +120,8 @@ func (p *poller) close() {
 	if p.epfd < 0 {
 		return
 	}
+	p.closeMu.Lock() // one close at a time: a second finds closed set
+	defer p.closeMu.Unlock()
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()

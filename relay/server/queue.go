@@ -95,11 +95,10 @@ func (c *conn) queueSend(ctx context.Context, m *relay.QueueSend) (relay.Message
 	msg := store.Message{ID: m.MsgID, Payload: m.Payload, Expires: time.Now().Add(c.s.cfg.MessageTTL)}
 	if q.Contact {
 		if ok, wait := c.s.limiter.allow(q.Key); !ok {
-			// A retry of a message already stored is answered OK,
-			// as for any queue: AddMessage with max 0 only looks.
-			if _, dup, err := c.s.store.AddMessage(ctx, q.Key, msg, 0); err == nil && dup {
-				return &relay.OK{}, nil
-			}
+			// Even a retry of a message already stored waits: looking
+			// it up would let a flood of sends to a published address
+			// cost the store's writers. After the wait the retry is
+			// answered OK and stored once.
 			return nil, &relay.Error{Code: relay.CodeRateLimited, Detail: uint64(wait.Milliseconds()) + 1, Message: "too many messages to this contact address"}
 		}
 	}

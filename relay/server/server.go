@@ -315,6 +315,9 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
+// maxSweeps bounds the expiry batches of one tick.
+const maxSweeps = 100
+
 func (s *Server) expireLoop() {
 	defer s.expiryWG.Done()
 	t := time.NewTicker(s.cfg.ExpireInterval)
@@ -325,7 +328,13 @@ func (s *Server) expireLoop() {
 			return
 		case <-t.C:
 		}
-		for {
+		// Each call deletes a bounded batch: sweep until none is left,
+		// but at most maxSweeps batches a tick (on a shared store other
+		// nodes' traffic keeps expiring), and not past Shutdown.
+		for range maxSweeps {
+			if isDone(s.stopped) {
+				return
+			}
 			n, err := s.store.Expire(context.Background(), time.Now())
 			if err != nil {
 				s.log.Error("expiry failed", "err", err)
@@ -333,7 +342,7 @@ func (s *Server) expireLoop() {
 			}
 			s.metrics.expired.Add(uint64(n))
 			if n == 0 {
-				break // each call deletes a bounded batch; none left
+				break
 			}
 		}
 		s.limiter.sweep()

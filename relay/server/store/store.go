@@ -127,8 +127,7 @@ type Store interface {
 	// message whose ID is in the queue, or has a tombstone (see
 	// AckMessages), is not stored again (dup is true), so a sender's
 	// retry is not delivered twice. ErrQuota when the queue holds max
-	// messages. The duplicate check comes first: with max 0 AddMessage
-	// stores nothing and only says whether m is a duplicate.
+	// messages.
 	AddMessage(ctx context.Context, key relay.ID, m Message, max int) (seq uint64, dup bool, err error)
 	// Messages returns up to max messages with Seq > after, oldest first,
 	// stopping before maxBytes of payload (but returning at least one).

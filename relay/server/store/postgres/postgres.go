@@ -58,8 +58,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	// The statements are written for READ COMMITTED (concurrent sends to
 	// one queue wait on its row instead of failing): a database whose
-	// default is stricter would turn them into errors.
-	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	// default is stricter would turn them into errors. Set after
+	// connecting rather than as a startup parameter, which connection
+	// poolers such as PgBouncer refuse.
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SET default_transaction_isolation = 'read committed'")
+		return err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
