@@ -111,26 +111,9 @@ func (s *Bolt) writer() {
 	batch := make([]writeOp, 0, maxBatch)
 	errs := make([]error, 0, maxBatch)
 	for {
-		var first writeOp
-		select {
-		case first = <-s.ops:
-		case <-s.done:
-			// Drain what was queued before Close.
-			select {
-			case first = <-s.ops:
-			default:
-				return
-			}
-		}
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break drain
-			}
+		var ok bool
+		if batch, ok = gather(s.ops, s.done, batch, maxBatch); !ok {
+			return
 		}
 		errs = errs[:0]
 		t0 := time.Now()

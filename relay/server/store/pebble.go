@@ -260,26 +260,9 @@ func (s *Pebble) writer(p *pebblePart) {
 	// its part, which lives until the syncer answers it.
 	ops := make([]pebbleOp, 0, pebbleMaxBatch)
 	for {
-		var first pebbleOp
-		select {
-		case first = <-p.ops:
-		case <-s.done:
-			// Drain what was queued before Close.
-			select {
-			case first = <-p.ops:
-			default:
-				return
-			}
-		}
-		ops = append(ops[:0], first)
-	drain:
-		for len(ops) < pebbleMaxBatch {
-			select {
-			case o := <-p.ops:
-				ops = append(ops, o)
-			default:
-				break drain
-			}
+		var ok bool
+		if ops, ok = gather(p.ops, s.done, ops, pebbleMaxBatch); !ok {
+			return
 		}
 		// Runs of partition writes share a batch; a write that
 		// spans partitions gets its own.
