@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/binary"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,25 +91,12 @@ func TestSubscribeAfterCloseRegistersNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { emb.Close() }) // after the relay's Shutdown
 	st := &slowLookups{Store: emb}
-	srv, err := New(Config{DataDir: dir, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		emb.Close()
-	}()
+	srv, addr := StartForTest(t, Config{DataDir: dir, Store: st})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, srv.Address(ln.Addr()).String(), client.Options{})
+	c, err := client.Dial(ctx, addr, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,30 +33,12 @@ import (
 type testRelay struct {
 	srv  *server.Server
 	addr string
-	ln   net.Listener
 }
 
 func startRelay(t *testing.T, cfg server.Config) *testRelay {
 	t.Helper()
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	r := &testRelay{srv: srv, addr: srv.Address(ln.Addr()).String(), ln: ln}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return r
+	srv, addr := server.StartForTest(t, cfg)
+	return &testRelay{srv: srv, addr: addr}
 }
 
 func dial(t *testing.T, addr string) *client.Client {
