@@ -63,139 +63,132 @@ func TestPebbleRefusesBolt(t *testing.T) {
 // once, then checks every queue's messages against its count, its
 // sequence numbers and the acknowledged ids, before and after a reopen.
 func TestEngineMixedConcurrency(t *testing.T) {
-	for _, engine := range store.Engines {
-		t.Run(engine, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := store.OpenEmbedded(engine, dir)
-			if err != nil {
-				t.Fatal(err)
+	eachEngine(t, func(t *testing.T, engine, dir string, s store.Embedded) {
+		ctx := context.Background()
+		const queues, workers, perWorker = 8, 32, 40
+		keys := make([]relay.ID, queues)
+		for i := range keys {
+			_, _, q := storetest.NewQueue(t, s)
+			keys[i] = q.Key
+		}
+		var mu sync.Mutex
+		kept := map[relay.MsgID]relay.ID{} // id -> queue, not acknowledged
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		var side sync.WaitGroup
+		side.Add(2)
+		go func() { // queue creation, a write across partitions
+			defer side.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var rid, sid relay.ID
+				rand.Read(rid[:])
+				rand.Read(sid[:])
+				if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
+					t.Errorf("CreateQueue: %v", err)
+					return
+				}
 			}
-			ctx := context.Background()
-			const queues, workers, perWorker = 8, 32, 40
-			keys := make([]relay.ID, queues)
-			for i := range keys {
-				_, _, q := storetest.NewQueue(t, s)
-				keys[i] = q.Key
+		}()
+		go func() { // expiry sweeps: nothing has expired
+			defer side.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if n, err := s.Expire(ctx, time.Now()); err != nil || n != 0 {
+					t.Errorf("Expire: %d, %v", n, err)
+					return
+				}
 			}
-			var mu sync.Mutex
-			kept := map[relay.MsgID]relay.ID{} // id -> queue, not acknowledged
-			var wg sync.WaitGroup
-			stop := make(chan struct{})
-			var side sync.WaitGroup
-			side.Add(2)
-			go func() { // queue creation, a write across partitions
-				defer side.Done()
-				for {
-					select {
-					case <-stop:
+		}()
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWorker {
+					var id relay.MsgID
+					binary.BigEndian.PutUint32(id[:], uint32(w))
+					binary.BigEndian.PutUint32(id[4:], uint32(i))
+					key := keys[(w+i)%queues]
+					_, dup, err := s.AddMessage(ctx, key, store.Message{ID: id, Payload: id[:], Expires: time.Now().Add(time.Hour)}, 1<<20)
+					if err != nil || dup {
+						t.Errorf("AddMessage: dup %v err %v", dup, err)
 						return
-					default:
 					}
-					var rid, sid relay.ID
-					rand.Read(rid[:])
-					rand.Read(sid[:])
-					if err := s.CreateQueue(ctx, store.Queue{RecipientID: rid, SenderID: sid}); err != nil {
-						t.Errorf("CreateQueue: %v", err)
+					if i%3 == 0 {
+						mu.Lock()
+						kept[id] = key
+						mu.Unlock()
+						continue
+					}
+					if n, err := s.AckMessages(ctx, key, []relay.MsgID{id}, time.Now().Add(time.Hour)); err != nil || n != 1 {
+						t.Errorf("AckMessages: %d, %v", n, err)
+						return
+					}
+					// An acknowledged id stays a duplicate.
+					if _, dup, err := s.AddMessage(ctx, key, store.Message{ID: id, Payload: id[:], Expires: time.Now().Add(time.Hour)}, 1<<20); err != nil || !dup {
+						t.Errorf("re-adding an acknowledged id: dup %v err %v", dup, err)
 						return
 					}
 				}
 			}()
-			go func() { // expiry sweeps: nothing has expired
-				defer side.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if n, err := s.Expire(ctx, time.Now()); err != nil || n != 0 {
-						t.Errorf("Expire: %d, %v", n, err)
-						return
-					}
-				}
-			}()
-			for w := range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range perWorker {
-						var id relay.MsgID
-						binary.BigEndian.PutUint32(id[:], uint32(w))
-						binary.BigEndian.PutUint32(id[4:], uint32(i))
-						key := keys[(w+i)%queues]
-						_, dup, err := s.AddMessage(ctx, key, store.Message{ID: id, Payload: id[:], Expires: time.Now().Add(time.Hour)}, 1<<20)
-						if err != nil || dup {
-							t.Errorf("AddMessage: dup %v err %v", dup, err)
-							return
-						}
-						if i%3 == 0 {
-							mu.Lock()
-							kept[id] = key
-							mu.Unlock()
-							continue
-						}
-						if n, err := s.AckMessages(ctx, key, []relay.MsgID{id}, time.Now().Add(time.Hour)); err != nil || n != 1 {
-							t.Errorf("AckMessages: %d, %v", n, err)
-							return
-						}
-						// An acknowledged id stays a duplicate.
-						if _, dup, err := s.AddMessage(ctx, key, store.Message{ID: id, Payload: id[:], Expires: time.Now().Add(time.Hour)}, 1<<20); err != nil || !dup {
-							t.Errorf("re-adding an acknowledged id: dup %v err %v", dup, err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			close(stop)
-			side.Wait()
-			check := func(s store.Store, when string) {
-				t.Helper()
-				total := 0
-				for _, key := range keys {
-					msgs, err := s.Messages(ctx, key, 0, 1<<20, 1<<30)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var last uint64
-					for _, m := range msgs {
-						if m.Seq <= last {
-							t.Fatalf("%s: seq %d after %d", when, m.Seq, last)
-						}
-						last = m.Seq
-						if kept[m.ID] != key {
-							t.Errorf("%s: message %x in the wrong queue or acknowledged", when, m.ID)
-						}
-					}
-					// Every add took a sequence number, acknowledged or not.
-					if want := uint64(workers * perWorker / queues); last > want {
-						t.Errorf("%s: last seq %d > %d adds", when, last, want)
-					}
-					total += len(msgs)
-				}
-				if total != len(kept) {
-					t.Errorf("%s: %d messages kept, want %d", when, total, len(kept))
-				}
-			}
-			check(s, "before reopen")
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s, err = store.OpenEmbedded(engine, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			check(s, "after reopen")
-			// Each queue took exactly its adds' sequence numbers.
+		}
+		wg.Wait()
+		close(stop)
+		side.Wait()
+		check := func(s store.Store, when string) {
+			t.Helper()
+			total := 0
 			for _, key := range keys {
-				seq, dup, err := s.AddMessage(ctx, key, store.Message{ID: relay.MsgID{0xff}, Expires: time.Now().Add(time.Hour)}, 1<<20)
-				if want := uint64(workers*perWorker/queues + 1); err != nil || dup || seq != want {
-					t.Errorf("next AddMessage: seq %d dup %v err %v, want seq %d", seq, dup, err, want)
+				msgs, err := s.Messages(ctx, key, 0, 1<<20, 1<<30)
+				if err != nil {
+					t.Fatal(err)
 				}
+				var last uint64
+				for _, m := range msgs {
+					if m.Seq <= last {
+						t.Fatalf("%s: seq %d after %d", when, m.Seq, last)
+					}
+					last = m.Seq
+					if kept[m.ID] != key {
+						t.Errorf("%s: message %x in the wrong queue or acknowledged", when, m.ID)
+					}
+				}
+				// Every add took a sequence number, acknowledged or not.
+				if want := uint64(workers * perWorker / queues); last > want {
+					t.Errorf("%s: last seq %d > %d adds", when, last, want)
+				}
+				total += len(msgs)
 			}
-		})
-	}
+			if total != len(kept) {
+				t.Errorf("%s: %d messages kept, want %d", when, total, len(kept))
+			}
+		}
+		check(s, "before reopen")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.OpenEmbedded(engine, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		check(s, "after reopen")
+		// Each queue took exactly its adds' sequence numbers.
+		for _, key := range keys {
+			seq, dup, err := s.AddMessage(ctx, key, store.Message{ID: relay.MsgID{0xff}, Expires: time.Now().Add(time.Hour)}, 1<<20)
+			if want := uint64(workers*perWorker/queues + 1); err != nil || dup || seq != want {
+				t.Errorf("next AddMessage: seq %d dup %v err %v, want seq %d", seq, dup, err, want)
+			}
+		}
+	})
 }
 
 // TestCrashKeepsAcknowledgedWrites kills a process that is writing (SIGKILL,
@@ -208,73 +201,66 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		crashChild(dir, os.Getenv("STORE_CRASH_ENGINE"))
 		return
 	}
-	for _, engine := range store.Engines {
-		t.Run(engine, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := store.OpenEmbedded(engine, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rid relay.ID
-			rid[0] = 7
-			if err := s.CreateQueue(context.Background(), store.Queue{RecipientID: rid, SenderID: relay.ID{8}}); err != nil {
-				t.Fatal(err)
-			}
-			q, err := s.QueueByRecipient(context.Background(), rid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Close()
+	eachEngine(t, func(t *testing.T, engine, dir string, s store.Embedded) {
+		var rid relay.ID
+		rid[0] = 7
+		if err := s.CreateQueue(context.Background(), store.Queue{RecipientID: rid, SenderID: relay.ID{8}}); err != nil {
+			t.Fatal(err)
+		}
+		q, err := s.QueueByRecipient(context.Background(), rid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
 
-			cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashKeepsAcknowledgedWrites$")
-			cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+dir, "STORE_CRASH_ENGINE="+engine)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashKeepsAcknowledgedWrites$")
+		cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+dir, "STORE_CRASH_ENGINE="+engine)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		acked := map[relay.MsgID]bool{}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() && len(acked) < 3000 {
+			b, err := hex.DecodeString(sc.Text())
+			if err != nil || len(b) != len(relay.MsgID{}) {
+				continue
 			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			acked := map[relay.MsgID]bool{}
-			sc := bufio.NewScanner(out)
-			for sc.Scan() && len(acked) < 3000 {
-				b, err := hex.DecodeString(sc.Text())
-				if err != nil || len(b) != len(relay.MsgID{}) {
-					continue
-				}
-				acked[relay.MsgID(b)] = true
-			}
-			cmd.Process.Kill()
-			cmd.Wait()
-			if len(acked) < 3000 {
-				t.Fatalf("child acknowledged only %d writes", len(acked))
-			}
+			acked[relay.MsgID(b)] = true
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if len(acked) < 3000 {
+			t.Fatalf("child acknowledged only %d writes", len(acked))
+		}
 
-			s, err = store.OpenEmbedded(engine, dir)
-			if err != nil {
-				t.Fatal(err)
+		s, err = store.OpenEmbedded(engine, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		msgs, err := s.Messages(context.Background(), q.Key, 0, 1<<30, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[relay.MsgID]bool{}
+		for _, m := range msgs {
+			have[m.ID] = true
+		}
+		lost := 0
+		for id := range acked {
+			if !have[id] {
+				lost++
 			}
-			defer s.Close()
-			msgs, err := s.Messages(context.Background(), q.Key, 0, 1<<30, 1<<30)
-			if err != nil {
-				t.Fatal(err)
-			}
-			have := map[relay.MsgID]bool{}
-			for _, m := range msgs {
-				have[m.ID] = true
-			}
-			lost := 0
-			for id := range acked {
-				if !have[id] {
-					lost++
-				}
-			}
-			if lost > 0 {
-				t.Errorf("%d of %d acknowledged writes lost", lost, len(acked))
-			}
-			t.Logf("%d acknowledged, %d stored", len(acked), len(msgs))
-		})
-	}
+		}
+		if lost > 0 {
+			t.Errorf("%d of %d acknowledged writes lost", lost, len(acked))
+		}
+		t.Logf("%d acknowledged, %d stored", len(acked), len(msgs))
+	})
 }
 
 // crashChild writes messages from 64 goroutines until it is killed,
@@ -403,5 +389,20 @@ func TestCheckEpoch(t *testing.T) {
 		if next != c.next || (err == nil) != c.ok {
 			t.Errorf("CheckEpoch(%d, %d, commit %v) = %d, %v; want %d, ok %v", c.cur, c.e, c.commit, next, err, c.next, c.ok)
 		}
+	}
+}
+
+// eachEngine runs fn as a subtest for every embedded engine, on a store
+// opened in a fresh directory.
+func eachEngine(t *testing.T, fn func(t *testing.T, engine, dir string, s store.Embedded)) {
+	for _, engine := range store.Engines {
+		t.Run(engine, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := store.OpenEmbedded(engine, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn(t, engine, dir, s)
+		})
 	}
 }
