@@ -120,7 +120,7 @@ func TestAckWhilePushesBacklogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	push := (<-alice.Pushes()).(*relay.QueuePush)
-	time.Sleep(300 * time.Millisecond) // read loop now blocked on the full channel
+	time.Sleep(300 * time.Millisecond) // the other pushes now wait in the client's backlog
 	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := alice.Ack(actx, q, push.Message.MsgID); err != nil {

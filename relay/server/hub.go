@@ -430,7 +430,7 @@ func (sub *queueSub) run() {
 				// acked), and a replaced subscription pushes nothing
 				// more (done is closed under sub.mu).
 				sub.mu.Lock()
-				early := sub.ackedEarlyTake(m.ID, time.Now())
+				early := len(sub.ackedEarly) > 0 && sub.ackedEarlyTake(m.ID, time.Now())
 				ended := isDone(sub.done)
 				mustFlush := false
 				if early || ended {
