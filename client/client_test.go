@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relaytest"
 	"github.com/tainik/tainik/mls"
 	"github.com/tainik/tainik/relay/server"
 )
@@ -23,22 +23,8 @@ func startRelay(t *testing.T) string {
 // startRelayWith starts a relay with cfg and a temporary DataDir.
 func startRelayWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	cfg.DataDir = t.TempDir()
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv.Address(ln.Addr()).String()
+	_, addr := relaytest.Start(t, cfg)
+	return addr
 }
 
 func newUser(t *testing.T, addr string) (*Client, string) {

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relaytest"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 	"github.com/tainik/tainik/relay/server"
@@ -37,7 +38,7 @@ type testRelay struct {
 
 func startRelay(t *testing.T, cfg server.Config) *testRelay {
 	t.Helper()
-	srv, addr := server.StartForTest(t, cfg)
+	srv, addr := relaytest.Start(t, cfg)
 	return &testRelay{srv: srv, addr: addr}
 }
 

@@ -3,11 +3,11 @@ package natswake_test
 import (
 	"context"
 	"encoding/binary"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relaytest"
 	"github.com/tainik/tainik/internal/servicetest"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
@@ -29,23 +29,12 @@ func startNode(t *testing.T, dbURL, natsURL, prefix string) string {
 		st.Close()
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Store: st, Notifier: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+	t.Cleanup(func() { // after the relay's Shutdown
 		n.Close()
 		st.Close()
 	})
-	return srv.Address(ln.Addr()).String()
+	_, addr := relaytest.Start(t, server.Config{Store: st, Notifier: n})
+	return addr
 }
 
 func dial(t *testing.T, ctx context.Context, addr string) *client.Client {

@@ -1,22 +1,24 @@
-package server
+// Package relaytest starts in-process relays for tests in other packages.
+package relaytest
 
 import (
 	"context"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/tainik/tainik/relay/server"
 )
 
-// StartForTest starts a relay with cfg (in a temporary data directory
-// unless cfg names one) on a loopback port, stops it when the test ends,
-// and returns it with its address. It is exported for the package's
-// external tests.
-func StartForTest(t testing.TB, cfg Config) (*Server, string) {
+// Start starts a relay with cfg (in a temporary data directory unless cfg
+// names one) on a loopback port, stops it when the test ends, and returns
+// it with its address.
+func Start(t testing.TB, cfg server.Config) (*server.Server, string) {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	srv, err := New(cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
