@@ -53,6 +53,8 @@ type Client struct {
 	needKeyPackage map[string]bool
 	// needRemove holds members who asked to leave, by conversation.
 	needRemove map[string][]ed25519.PublicKey
+	// listen is set once Listen has been called.
+	listen *listener
 }
 
 type state struct {
@@ -239,6 +241,9 @@ func (c *Client) save() error { return c.vault.save(c.st) }
 
 // Close closes relay connections. Changes are saved as they are made.
 func (c *Client) Close() error {
+	if c.listen != nil {
+		close(c.listen.stop)
+	}
 	for _, rc := range c.conns {
 		rc.Close()
 	}
@@ -273,6 +278,11 @@ func (c *Client) Reload() error {
 	clear(c.groups)
 	return nil
 }
+
+// Changed says whether another process has saved the store since this
+// one last read or wrote it (a front end between Release and Reload
+// checks this to notice new invitations, contacts and conversations).
+func (c *Client) Changed() bool { return c.vault.changed() }
 
 // Identity returns the user's long-term identity key.
 func (c *Client) Identity() ed25519.PublicKey { return c.ident.Public().(ed25519.PublicKey) }

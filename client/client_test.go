@@ -38,6 +38,17 @@ func newUser(t *testing.T, addr string) (*Client, string) {
 	return c, home
 }
 
+// pair starts a relay with cfg and returns two users on it who are each
+// other's contacts, "b" at a and "a" at b, and b's home.
+func pair(t *testing.T, cfg server.Config) (a, b *Client, bhome string) {
+	t.Helper()
+	addr := startRelayWith(t, cfg)
+	a, _ = newUser(t, addr)
+	b, bhome = newUser(t, addr)
+	connect(t, a, b)
+	return a, b, bhome
+}
+
 // connect makes a and b contacts, named "b" at a and "a" at b.
 func connect(t *testing.T, a, b *Client) {
 	t.Helper()
@@ -61,10 +72,7 @@ func connect(t *testing.T, a, b *Client) {
 
 func TestConnectAndChat(t *testing.T) {
 	ctx := context.Background()
-	addr := startRelay(t)
-	a, _ := newUser(t, addr)
-	b, bhome := newUser(t, addr)
-	connect(t, a, b)
+	a, b, bhome := pair(t, server.Config{})
 
 	na, _ := a.SafetyNumber("b")
 	nb, _ := b.SafetyNumber("a")
@@ -156,10 +164,7 @@ func TestInvitationTampered(t *testing.T) {
 
 func TestBackupRestore(t *testing.T) {
 	ctx := context.Background()
-	addr := startRelay(t)
-	a, _ := newUser(t, addr)
-	b, bhome := newUser(t, addr)
-	connect(t, a, b)
+	a, b, bhome := pair(t, server.Config{})
 	cva, _ := a.FindConversation("b")
 	a.Send(ctx, cva, "before backup")
 	mustSync(t, b)
@@ -348,5 +353,75 @@ func TestContactAddress(t *testing.T) {
 	mustSync(t, news)
 	if err := s2.Connect(ctx, once.Link(), "n2"); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Errorf("second use of a one-time link: %v", err)
+	}
+}
+
+// Listen's channel fires when a contact's message reaches the relay, and
+// the Sync it prompts reads the message.
+func TestListenWakesOnMessage(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wake, err := b.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The log subscription pushes nothing b has not read, so the channel
+	// stays quiet until a sends.
+	select {
+	case <-wake:
+		if rep, err := b.Sync(ctx); err != nil || len(rep.New) != 0 {
+			t.Fatalf("woken with nothing to read: %+v, %v", rep, err)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+	cva, _ := a.FindConversation("b")
+	if _, err := a.Send(ctx, cva, "wake up"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up after a message")
+	}
+	rep, err := b.Sync(ctx)
+	if err != nil || len(rep.New) != 1 || rep.New[0].Text != "wake up" {
+		t.Fatalf("Sync after wake-up = %+v, %v", rep, err)
+	}
+}
+
+// Changed reports a save by another process between Release and Reload,
+// and only that.
+func TestChangedAfterOtherProcessSaves(t *testing.T) {
+	addr := startRelay(t)
+	a, home := newUser(t, addr)
+	if a.Changed() {
+		t.Fatal("Changed right after Init")
+	}
+	a.Release()
+	if a.Changed() {
+		t.Fatal("Changed without any other save")
+	}
+	other, err := Open(home, []byte("pw-"+home), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Invite(context.Background(), "x", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if !a.Changed() {
+		t.Fatal("a save by another process was not noticed")
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if a.Changed() {
+		t.Fatal("Changed after Reload")
+	}
+	if len(a.st.Invites) != 1 {
+		t.Fatalf("Reload read %d invitations, want 1", len(a.st.Invites))
 	}
 }

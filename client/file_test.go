@@ -85,10 +85,7 @@ func TestDisappearingMessages(t *testing.T) {
 // message once its timer has run, and keeps the handshake around it.
 func TestDisappearingLeavesRelay(t *testing.T) {
 	ctx := context.Background()
-	addr := startRelayWith(t, server.Config{ExpireInterval: 50 * time.Millisecond})
-	a, _ := newUser(t, addr)
-	b, _ := newUser(t, addr)
-	connect(t, a, b)
+	a, b, _ := pair(t, server.Config{ExpireInterval: 50 * time.Millisecond})
 	cva, _ := a.FindConversation("b")
 	if err := a.SetDisappear(ctx, cva, 2*time.Second); err != nil {
 		t.Fatal(err)
@@ -146,10 +143,7 @@ func TestDisappearingLeavesRelay(t *testing.T) {
 
 func TestFileTransfer(t *testing.T) {
 	ctx := context.Background()
-	addr := startRelay(t)
-	a, _ := newUser(t, addr)
-	b, _ := newUser(t, addr)
-	connect(t, a, b)
+	a, b, _ := pair(t, server.Config{})
 	dir := t.TempDir()
 	data := make([]byte, 2*PartSize+12345)
 	rand.Read(data)

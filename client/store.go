@@ -47,6 +47,24 @@ type vault struct {
 	path   string
 	header []byte
 	key    []byte
+	// seen is the store file as this process last read or wrote it.
+	seen os.FileInfo
+}
+
+// note records the store file as it is now, after a read or write with
+// the home locked.
+func (v *vault) note() {
+	v.seen, _ = os.Stat(v.path)
+}
+
+// changed says whether the store file is no longer the one noted: every
+// save writes a new file and renames it into place.
+func (v *vault) changed() bool {
+	fi, err := os.Stat(v.path)
+	if err != nil || v.seen == nil {
+		return true
+	}
+	return !os.SameFile(fi, v.seen) || !fi.ModTime().Equal(v.seen.ModTime()) || fi.Size() != v.seen.Size()
 }
 
 func storePath(home string) string { return filepath.Join(home, storeFile) }
@@ -107,6 +125,7 @@ func openVault(home string, passphrase []byte, st any) (*vault, error) {
 	if err := json.Unmarshal(plain, st); err != nil {
 		return nil, fmt.Errorf("client: decode store: %w", err)
 	}
+	v.note()
 	return v, nil
 }
 
@@ -151,6 +170,7 @@ func (v *vault) save(st any) error {
 	if err := os.Rename(tmp, v.path); err != nil {
 		return fmt.Errorf("client: write store: %w", err)
 	}
+	v.note()
 	return nil
 }
 
@@ -170,5 +190,6 @@ func (v *vault) load(st any) error {
 	if err := json.Unmarshal(plain, st); err != nil {
 		return fmt.Errorf("client: decode store: %w", err)
 	}
+	v.note()
 	return nil
 }

@@ -193,7 +193,7 @@ func (c *cli) cmdDisappear(args []string) error {
 
 func (c *cli) cmdWatch(args []string) error {
 	fs := c.flags("watch")
-	interval := fs.Duration("interval", time.Second, "how often to fetch")
+	interval := fs.Duration("interval", 30*time.Second, "how often to fetch when the relay pushes nothing")
 	_, cl, err := c.openWith(fs, args, 0, anyNumber, "")
 	if err != nil {
 		return err
@@ -201,26 +201,105 @@ func (c *cli) cmdWatch(args []string) error {
 	defer cl.Close()
 	ctx, stop := signal.NotifyContext(c.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	t := time.NewTicker(*interval)
-	defer t.Stop()
-	for first := true; ; first = false {
-		if !first {
-			if err := cl.Reload(); err != nil {
-				return err
-			}
-		}
-		err := c.syncAndPrint(ctx, cl, "")
+	l := c.newListener(cl, *interval)
+	defer l.stop()
+	for {
+		l.sync(ctx, "")
 		cl.Release() // let other commands use the home between fetches
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if ev, _ := l.wait(ctx, nil); ev == evStop {
+			return nil
+		}
+		if err := cl.Reload(); err != nil {
 			return err
 		}
+	}
+}
+
+// listener waits, between fetches of a long-running command, for the
+// relay's push, for another tainik command to change the profile (a new
+// invitation or conversation to listen on), or for the fallback timer.
+type listener struct {
+	c      *cli
+	cl     *client.Client
+	wake   <-chan struct{}
+	timer  *time.Ticker
+	check  *time.Ticker
+	soon   <-chan time.Time // set after a failed fetch
+	warned string
+}
+
+func (c *cli) newListener(cl *client.Client, interval time.Duration) *listener {
+	return &listener{c: c, cl: cl, timer: time.NewTicker(interval), check: time.NewTicker(time.Second)}
+}
+
+func (l *listener) stop() {
+	l.timer.Stop()
+	l.check.Stop()
+}
+
+// retryAfter is how soon a long-running command fetches again after a
+// fetch failed (the relay is down or unreachable).
+const retryAfter = 5 * time.Second
+
+// sync fetches and prints, then subscribes to what is new. The home must
+// be locked. A failed fetch is reported and tried again after retryAfter:
+// a relay restart does not end the command.
+func (l *listener) sync(ctx context.Context, only string) {
+	if l.wake != nil {
+		select { // this fetch covers any push so far
+		case <-l.wake:
+		default:
+		}
+	}
+	l.soon = nil
+	if err := l.c.syncAndPrint(ctx, l.cl, only); err != nil {
+		if ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "tainik: fetch failed, trying again in %v: %v\n", retryAfter, err)
+			l.soon = time.After(retryAfter)
+		}
+		return
+	}
+	wake, err := l.cl.Listen(ctx)
+	l.wake = wake
+	if err != nil && err.Error() != l.warned && ctx.Err() == nil {
+		// Say it once; what could not be subscribed is fetched on the
+		// timer, and Listen tries again after every fetch.
+		l.warned = err.Error()
+		fmt.Fprintf(os.Stderr, "tainik: %v\n", err)
+	}
+}
+
+// What ended a wait.
+type event int
+
+const (
+	evStop  event = iota // ctx ended
+	evFetch              // a push, the timer, or a change by another command
+	evLine               // a line of input
+	evEOF                // the input ended
+)
+
+// wait waits for the next event. lines, the input of chat, may be nil.
+func (l *listener) wait(ctx context.Context, lines <-chan string) (event, string) {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+			return evStop, ""
+		case <-l.wake:
+			return evFetch, ""
+		case <-l.timer.C:
+			return evFetch, ""
+		case <-l.soon:
+			return evFetch, ""
+		case <-l.check.C:
+			if l.cl.Changed() {
+				return evFetch, ""
+			}
+		case line, ok := <-lines:
+			if !ok {
+				return evEOF, ""
+			}
+			return evLine, line
 		}
 	}
 }
@@ -253,7 +332,7 @@ func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) 
 
 func (c *cli) cmdChat(args []string) error {
 	fs := c.flags("chat")
-	interval := fs.Duration("interval", time.Second, "how often to fetch")
+	interval := fs.Duration("interval", 30*time.Second, "how often to fetch when the relay pushes nothing")
 	pos, cl, err := c.openWith(fs, args, 1, 1, "chat takes a contact or group: tainik chat CONTACT|GROUP")
 	if err != nil {
 		return err
@@ -281,46 +360,35 @@ func (c *cli) cmdChat(args []string) error {
 	if !c.json {
 		fmt.Fprintf(os.Stderr, "chatting with %s: type a line and press Enter; Ctrl-D to leave\n", name)
 	}
-	t := time.NewTicker(*interval)
-	defer t.Stop()
-	locked := true
+	l := c.newListener(cl, *interval)
+	defer l.stop()
 	for {
-		if locked {
-			err := c.syncAndPrint(ctx, cl, name)
-			cl.Release()
-			locked = false
-			if err != nil {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
+		l.sync(ctx, name)
+		cl.Release()
+		ev, line := l.wait(ctx, lines)
+		if ev == evStop {
 			return nil
-		case <-t.C:
-		case line, ok := <-lines:
-			if err := cl.Reload(); err != nil {
-				return err
-			}
-			locked = true
-			if !ok {
-				// End of input: one last fetch, then leave.
-				err := c.syncAndPrint(ctx, cl, name)
-				cl.Release()
-				return err
-			}
-			cv, err := cl.FindConversation(name)
-			if err != nil {
-				return err
-			}
-			if _, err := cl.Send(ctx, cv, line); err != nil {
-				cl.Release()
-				return err
-			}
-			continue
 		}
 		if err := cl.Reload(); err != nil {
 			return err
 		}
-		locked = true
+		switch ev {
+		case evEOF:
+			// End of input: one last fetch, then leave.
+			err := c.syncAndPrint(ctx, cl, name)
+			cl.Release()
+			return err
+		case evLine:
+			cv, err := cl.FindConversation(name)
+			if err != nil {
+				cl.Release()
+				return err
+			}
+			if _, err := cl.Send(ctx, cv, line); err != nil {
+				// Keep chatting: the line is not sent, and saying so
+				// lets the user send it again.
+				fmt.Fprintf(os.Stderr, "tainik: not sent: %q: %v\n", line, err)
+			}
+		}
 	}
 }

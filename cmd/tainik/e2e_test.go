@@ -341,15 +341,9 @@ func TestChatAndWatchEndToEnd(t *testing.T) {
 	befriend(alice, "alice", bob, "bob")
 
 	// bob watches while alice chats; both run at once on their own homes,
-	// and bob's other commands still work while watch runs.
-	watch := exec.Command(e.tainik, "--home", bob.home, "watch", "--interval", "100ms")
-	watch.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+bob.pw)
-	var wout relayproc.SyncBuffer
-	watch.Stdout = &wout
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { watch.Process.Kill(); watch.Wait() }()
+	// and bob's other commands still work while watch runs. Its fallback
+	// timer is an hour, so what it prints came by push.
+	wout := bob.watch()
 
 	chat := exec.Command(e.tainik, "--home", alice.home, "chat", "bob")
 	chat.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+alice.pw)
@@ -357,13 +351,7 @@ func TestChatAndWatchEndToEnd(t *testing.T) {
 	if out, err := chat.CombinedOutput(); err != nil {
 		t.Fatalf("chat: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(wout.String(), "[alice] alice: second line") {
-		if time.Now().After(deadline) {
-			t.Fatalf("watch printed %q", wout.String())
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
+	waitFor(t, wout, "[alice] alice: second line")
 	if !strings.Contains(wout.String(), "[alice] alice: first line") {
 		t.Fatalf("watch printed %q", wout.String())
 	}
@@ -371,4 +359,64 @@ func TestChatAndWatchEndToEnd(t *testing.T) {
 	if got := alice.history("bob"); !equal(got, []string{"me: first line", "me: second line", "bob: while watching"}) {
 		t.Fatalf("alice history %q", got)
 	}
+}
+
+// watch starts "tainik watch" on u's home with a fallback timer of an
+// hour, and returns what it prints.
+func (u *user) watch() *relayproc.SyncBuffer {
+	t := u.e.t
+	cmd := exec.Command(u.e.tainik, "--home", u.home, "watch", "--interval", "1h")
+	cmd.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+u.pw)
+	out := new(relayproc.SyncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return out
+}
+
+// waitFor waits up to 20 s for out to contain want.
+func waitFor(t *testing.T, out *relayproc.SyncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %q; printed %q", want, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWatchByPush: with the fallback timer at an hour, watch learns of a
+// contact request, of the contact's acceptance, and of messages only from
+// the relay's pushes and from the other tainik commands run on its home.
+func TestWatchByPush(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	aout, bout := alice.watch(), bob.watch()
+	// Let both watches make their first fetch and subscribe.
+	time.Sleep(500 * time.Millisecond)
+
+	// alice's invitation is made by another command while her watch
+	// runs: the watch sees the profile change and subscribes to the new
+	// queue. bob's connect adds a reply queue to his profile the same way.
+	var inv struct{ Link string }
+	alice.jsonOut(&inv, "invite", "--name", "bob")
+	time.Sleep(1500 * time.Millisecond) // the watch checks the profile every second
+	bob.ok("connect", "--name", "alice", inv.Link)
+	waitFor(t, aout, "new contact: bob")
+	waitFor(t, bout, "new contact: alice")
+
+	bob.ok("send", "alice", "pushed to alice")
+	waitFor(t, aout, "[bob] bob: pushed to alice")
+	alice.ok("send", "bob", "pushed to bob")
+	waitFor(t, bout, "[alice] alice: pushed to bob")
+
+	// The relay restarts: the watches keep running, reconnect, renew
+	// their subscriptions, and get the next message by push.
+	e.relay.Kill()
+	e.relay = e.startRelay()
+	alice.ok("send", "bob", "after the restart")
+	waitFor(t, bout, "[alice] alice: after the restart")
 }

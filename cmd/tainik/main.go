@@ -48,7 +48,8 @@ commands:
   send-file CONV PATH      send a file (encrypted, in parts, with progress)
   get-file CONV NAME [--out PATH]
                            fetch a received file, checking its integrity
-  watch [--interval 1s]    keep fetching and print messages as they arrive
+  watch [--interval 30s]   print messages as they arrive (the relay pushes them;
+                           --interval is the fallback fetch)
   chat CONTACT|GROUP       interactive chat: lines from standard input are sent
   backup FILE              write an encrypted copy of the store
   restore FILE             restore a backup into an empty --home

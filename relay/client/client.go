@@ -1009,3 +1009,22 @@ func (c *Client) SubscribeLog(ctx context.Context, l Log, from uint64) error {
 	}
 	return err
 }
+
+// Subscribed says whether the client holds the queue's subscription (by
+// its recipient id), which it renews after every reconnect. It is false
+// again once the relay refused to renew it (see SubscriptionErrors) or
+// the queue was deleted through this client.
+func (c *Client) Subscribed(recipientID relay.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.queueSubs[recipientID]
+	return ok
+}
+
+// SubscribedLog is Subscribed for a log subscription.
+func (c *Client) SubscribedLog(logID relay.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.logSubs[logID]
+	return ok
+}

@@ -141,6 +141,9 @@ func TestFailedResubscribeKeepsSubscription(t *testing.T) {
 	if err := alice.Subscribe(cctx, q); err == nil {
 		t.Fatal("expected an error")
 	}
+	if !alice.Subscribed(q.RecipientID) {
+		t.Fatal("Subscribed is false after a failed second Subscribe")
+	}
 	d.cut()
 	waitUp(t, alice)
 	time.Sleep(200 * time.Millisecond) // let resubscription finish
@@ -263,8 +266,14 @@ func TestResubscribeAfterCut(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		bob.Append(ctx, l, mlsApp([]byte("g"), 1))
 	}
+	if alice.SubscribedLog(l.ID) {
+		t.Fatal("SubscribedLog is true before SubscribeLog")
+	}
 	if err := alice.SubscribeLog(ctx, client.Log(l), 1); err != nil {
 		t.Fatal(err)
+	}
+	if !alice.SubscribedLog(l.ID) {
+		t.Fatal("SubscribedLog is false after SubscribeLog")
 	}
 	for i := 0; i < 3; i++ {
 		<-alice.Pushes()
@@ -399,6 +408,9 @@ func TestLostSubscriptionReported(t *testing.T) {
 	ctx := context.Background()
 	addr, alice, d := relayAndClient(t, client.Options{})
 	q := subscribedQueue(t, alice)
+	if !alice.Subscribed(q.RecipientID) {
+		t.Fatal("Subscribed is false after Subscribe")
+	}
 	other := mustDial(t, addr, client.Options{})
 	if err := other.DeleteQueue(ctx, q); err != nil {
 		t.Fatal(err)
@@ -414,6 +426,9 @@ func TestLostSubscriptionReported(t *testing.T) {
 		t.Fatal("a refused resubscription was not reported")
 	}
 	// Dropped: the next reconnect does not try it again.
+	if alice.Subscribed(q.RecipientID) {
+		t.Fatal("Subscribed is still true after the relay refused to renew")
+	}
 	d.cut()
 	waitUp(t, alice)
 	select {
