@@ -122,8 +122,9 @@ func (c *client) delete(ctx context.Context, key string) error {
 }
 
 type object struct {
-	Key  string `xml:"Key"`
-	Size int64  `xml:"Size"`
+	Key          string    `xml:"Key"`
+	Size         int64     `xml:"Size"`
+	LastModified time.Time `xml:"LastModified"` // zero if the server sent none
 }
 
 // list returns every object under prefix, in key order, following

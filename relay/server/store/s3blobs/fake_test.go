@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // fakeS3 is an in-memory S3 server for one bucket: GET (with Range), PUT
@@ -25,6 +26,7 @@ type fakeS3 struct {
 
 	mu      sync.Mutex
 	objects map[string][]byte
+	mod     map[string]time.Time // when each object was written; nil: no LastModified
 }
 
 func etag(b []byte) string {
@@ -78,6 +80,9 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		body, _ := io.ReadAll(r.Body)
 		f.objects[key] = body
+		if f.mod != nil {
+			f.mod[key] = time.Now()
+		}
 		w.Header().Set("ETag", etag(body))
 	case r.Method == http.MethodDelete:
 		delete(f.objects, key)
@@ -101,8 +106,9 @@ func (f *fakeS3) list(w http.ResponseWriter, r *http.Request) {
 		start, _ = strconv.Atoi(tok)
 	}
 	type content struct {
-		Key  string
-		Size int
+		Key          string
+		Size         int
+		LastModified string `xml:",omitempty"`
 	}
 	var res struct {
 		XMLName               xml.Name `xml:"ListBucketResult"`
@@ -112,7 +118,11 @@ func (f *fakeS3) list(w http.ResponseWriter, r *http.Request) {
 	}
 	end := min(start+f.pageSize, len(keys))
 	for _, k := range keys[start:end] {
-		res.Contents = append(res.Contents, content{k, len(f.objects[k])})
+		c := content{Key: k, Size: len(f.objects[k])}
+		if t, ok := f.mod[k]; ok {
+			c.LastModified = t.UTC().Format("2006-01-02T15:04:05.000Z")
+		}
+		res.Contents = append(res.Contents, c)
 	}
 	if end < len(keys) {
 		res.IsTruncated, res.NextContinuationToken = true, strconv.Itoa(end)

@@ -2,7 +2,6 @@ package s3blobs_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/server/store"
-	"github.com/tainik/tainik/relay/server/store/s3blobs"
 )
 
 // lossy applies the first conditional record PUT, then answers 500 as if
@@ -38,22 +36,7 @@ func (l *lossy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // write counts as done.
 func TestPutChunkLostAnswer(t *testing.T) {
 	fake := &fakeS3{bucket: "tainik", accessKey: "a", pageSize: 100, objects: map[string][]byte{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: &lossy{f: fake}}
-	go srv.Serve(ln)
-	defer srv.Close()
-	meta, err := store.OpenBolt(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := s3blobs.New(meta, s3blobs.Config{Endpoint: "http://" + ln.Addr().String(), Bucket: "tainik", AccessKey: "a", SecretKey: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openS3(t, &lossy{f: fake})
 	ctx := context.Background()
 	up, down := relay.ID{1}, relay.ID{2}
 	if err := s.CreateBlob(ctx, store.Blob{UploadToken: up, DownloadToken: down, Size: 4, Expires: time.Now().Add(time.Hour)}); err != nil {

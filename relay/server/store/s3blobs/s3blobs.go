@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -53,6 +54,9 @@ type Store struct {
 	store.Store
 	c      *client
 	prefix string
+
+	sweepMu   sync.Mutex
+	nextSweep time.Time // when Expire next looks for orphaned objects
 }
 
 var _ store.Store = (*Store)(nil)
@@ -94,8 +98,9 @@ func (s *Store) dataPrefix(uh string) string {
 	return s.prefix + "data/" + uh + "/"
 }
 func (s *Store) chunkKey(uh string, off, nonce uint64) string {
-	return fmt.Sprintf("%s%016x-%016x", s.dataPrefix(uh), off, nonce)
+	return s.dataPrefix(uh) + chunkName(off, nonce)
 }
+func chunkName(off, nonce uint64) string { return fmt.Sprintf("%016x-%016x", off, nonce) }
 
 type record struct {
 	download string
@@ -254,7 +259,7 @@ func (s *Store) PutChunk(ctx context.Context, upload relay.ID, offset uint64, da
 		if errors.Is(err, errPrecondition) {
 			// Another write moved the record on: this chunk is not
 			// in it.
-			s.c.delete(ctx, key) // best effort; DeleteBlob removes leftovers
+			s.c.delete(ctx, key) // best effort; sweepOrphans removes leftovers
 			cur, _, err := s.readRecord(ctx, uh)
 			if err != nil {
 				return err
@@ -340,8 +345,9 @@ func (s *Store) deleteBlob(ctx context.Context, uh string) error {
 }
 
 // Expire expires the wrapped store's messages and entries, then lists the
-// records for expired blobs. Buckets can also expire objects by a
-// lifecycle rule; this does not rely on one.
+// records for expired blobs, and once an hour deletes orphaned objects
+// (sweepOrphans). Buckets can also expire objects by a lifecycle rule;
+// this does not rely on one.
 func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 	n, err := s.Store.Expire(ctx, now)
 	if err != nil {
@@ -351,10 +357,14 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	live := map[string]*record{} // by upload hash; nil: unreadable, keep all
 	for _, o := range objs {
 		uh := strings.TrimPrefix(o.Key, s.prefix+"meta/")
 		r, _, err := s.readRecord(ctx, uh)
 		if err != nil || !r.blob.Expires.Before(now) {
+			if !errors.Is(err, store.ErrNotFound) {
+				live[uh] = r
+			}
 			continue
 		}
 		switch err := s.deleteBlob(ctx, uh); {
@@ -364,5 +374,87 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 			return n, err
 		}
 	}
+	s.sweepMu.Lock()
+	due := !now.Before(s.nextSweep)
+	if due {
+		s.nextSweep = now.Add(sweepEvery)
+	}
+	s.sweepMu.Unlock()
+	if !due {
+		return n, nil
+	}
+	m, err := s.sweepOrphans(ctx, now, live)
+	return n + m, err
+}
+
+const (
+	// sweepEvery is how often Expire lists the whole bucket for orphans.
+	sweepEvery = time.Hour
+	// orphanAge is how old an object must be before the sweep deletes
+	// it: a younger one may belong to a CreateBlob or PutChunk in
+	// progress, which writes its object before the record naming it.
+	orphanAge = time.Hour
+)
+
+// sweepOrphans deletes objects that no record names and that are older
+// than orphanAge: what a failure part-way through deleteBlob, CreateBlob
+// or a lost PutChunk race left behind. live holds the records Expire
+// kept, by upload hash.
+func (s *Store) sweepOrphans(ctx context.Context, now time.Time, live map[string]*record) (int, error) {
+	n := 0
+	old := func(o object) bool {
+		return !o.LastModified.IsZero() && now.Sub(o.LastModified) > orphanAge
+	}
+	remove := func(key string) error {
+		if err := s.c.delete(ctx, key); err != nil {
+			return err
+		}
+		n++
+		return nil
+	}
+	named := map[string]bool{} // download hashes of live records
+	for _, r := range live {
+		if r != nil {
+			named[r.download] = true
+		}
+	}
+	dls, err := s.c.list(ctx, s.prefix+"dl/")
+	if err != nil {
+		return n, err
+	}
+	for _, o := range dls {
+		if !named[strings.TrimPrefix(o.Key, s.prefix+"dl/")] && old(o) {
+			if err := remove(o.Key); err != nil {
+				return n, err
+			}
+		}
+	}
+	data, err := s.c.list(ctx, s.prefix+"data/")
+	if err != nil {
+		return n, err
+	}
+	for _, o := range data {
+		uh, name, ok := strings.Cut(strings.TrimPrefix(o.Key, s.prefix+"data/"), "/")
+		r, isLive := live[uh]
+		if isLive && (r == nil || !ok || r.names(name)) || !old(o) {
+			continue
+		}
+		if err := remove(o.Key); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
+}
+
+// names says whether the record lists the chunk object called name
+// (offset-nonce, as chunkKey writes it).
+func (r *record) names(name string) bool {
+	off := uint64(0)
+	for _, c := range r.chunks {
+		if name == chunkName(off, c.nonce) {
+			return true
+		}
+		off += uint64(c.size)
+	}
+	return false
 }

@@ -60,23 +60,7 @@ func TestS3Blobs(t *testing.T) {
 // same offset of one upload at once: the conditional record update lets
 // exactly one succeed.
 func TestConcurrentChunks(t *testing.T) {
-	fake := &fakeS3{bucket: "b", accessKey: "k", pageSize: 1000, objects: map[string][]byte{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: fake}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	meta, err := store.OpenBolt(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := s3blobs.New(meta, s3blobs.Config{Endpoint: "http://" + ln.Addr().String(), Bucket: "b", AccessKey: "k", SecretKey: "s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openS3(t, &fakeS3{bucket: "tainik", accessKey: "a", pageSize: 1000, objects: map[string][]byte{}})
 	ctx := context.Background()
 	up := relay.ID{1}
 	if err := s.CreateBlob(ctx, store.Blob{UploadToken: up, DownloadToken: relay.ID{2}, Size: 100, Expires: time.Now().Add(time.Hour)}); err != nil {
