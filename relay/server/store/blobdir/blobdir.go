@@ -41,7 +41,18 @@ import (
 type Store struct {
 	store.Store
 	dir string
-	mu  sync.Mutex // serialises this process's writers before they take the flock
+
+	mu    sync.Mutex // guards locks
+	locks map[string]*blobLock
+}
+
+// blobLock queues this process's writers of one blob before they take
+// its flock, so that they wait on a mutex rather than each in a system
+// call holding a thread. Writers of different blobs do not wait for
+// each other.
+type blobLock struct {
+	mu    sync.Mutex
+	users int // writers holding or waiting for mu; guarded by Store.mu
 }
 
 var _ store.Store = (*Store)(nil)
@@ -52,7 +63,7 @@ func New(meta store.Store, dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "dl"), 0o700); err != nil {
 		return nil, fmt.Errorf("blobdir: %w", err)
 	}
-	return &Store{Store: meta, dir: dir}, nil
+	return &Store{Store: meta, dir: dir, locks: map[string]*blobLock{}}, nil
 }
 
 func hashName(label string, id relay.ID) string {
@@ -152,21 +163,37 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// lock takes this process's lock and an exclusive flock on the blob's
-// lock file, shared with other processes using the directory.
+// lock takes this process's lock on the blob, then an exclusive flock on
+// the blob's lock file, shared with other processes using the directory.
 func (s *Store) lock(uh string) (unlock func(), err error) {
 	s.mu.Lock()
+	l := s.locks[uh]
+	if l == nil {
+		l = new(blobLock)
+		s.locks[uh] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.mu.Lock()
+	release := func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.locks, uh)
+		}
+		s.mu.Unlock()
+	}
 	f, err := os.OpenFile(filepath.Join(s.dir, uh+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		s.mu.Unlock()
+		release()
 		return nil, fmt.Errorf("blobdir: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		s.mu.Unlock()
+		release()
 		return nil, fmt.Errorf("blobdir: lock: %w", err)
 	}
-	return func() { f.Close(); s.mu.Unlock() }, nil
+	return func() { f.Close(); release() }, nil
 }
 
 func (s *Store) CreateBlob(ctx context.Context, b store.Blob) error {
