@@ -465,3 +465,38 @@ func TestPushOrderThroughBacklog(t *testing.T) {
 		}
 	}
 }
+
+// Close returns promptly even while a write is stalled because the relay
+// stopped reading (its receive window and our send buffer are full).
+func TestCloseBehindStalledWrite(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr, _ := fakeRelay(t, func(wc *ws.Conn) {
+		wc.WriteMessages(time.Now().Add(time.Second), relay.Encode(0, &relay.Hello{}))
+		<-release // never reads
+		wc.CloseNow()
+	})
+	c, err := client.Dial(context.Background(), addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the socket buffers with requests nobody reads.
+	var sent atomic.Int32
+	for range 256 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c.Send(ctx, relay.ID{1}, relay.MsgID{1}, make([]byte, 60000), nil)
+			sent.Add(1)
+		}()
+	}
+	time.Sleep(time.Second)
+	if n := sent.Load(); n != 0 {
+		t.Fatalf("%d sends ended although the relay reads nothing", n)
+	}
+	start := time.Now()
+	c.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v behind a stalled write", d)
+	}
+}
