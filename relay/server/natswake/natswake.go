@@ -31,7 +31,15 @@ type Notifier struct {
 	log     *slog.Logger
 	wake    atomic.Pointer[func(server.Wake)]
 	sub     *nats.Subscription
+	stop    chan struct{} // closed by Close; ends watchDrops
 }
+
+// Pending limits of the wake-up subscription, and how often Listen
+// checks it for dropped notices; variables for the tests.
+var (
+	pendingMsgs, pendingBytes = 1 << 20, 64 << 20
+	dropCheck                 = time.Second
+)
 
 var _ server.Notifier = (*Notifier)(nil)
 
@@ -45,7 +53,7 @@ func Dial(url, prefix string, log *slog.Logger) (*Notifier, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{subject: prefix + ".wake", log: log}
+	n := &Notifier{subject: prefix + ".wake", log: log, stop: make(chan struct{})}
 	nc, err := nats.Connect(url,
 		nats.Name("tainikd"),
 		// A node never needs its own wake-ups: it woke its local
@@ -138,8 +146,9 @@ func (n *Notifier) Listen(wake func(server.Wake)) error {
 	}
 	// Wake-ups are tiny and cheap to act on; let a burst queue up
 	// rather than be dropped as a slow consumer.
-	sub.SetPendingLimits(1<<20, 64<<20)
+	sub.SetPendingLimits(pendingMsgs, pendingBytes)
 	n.sub = sub
+	go n.watchDrops()
 	// Make sure the server has the subscription before the relay
 	// starts serving, so no wake-up published after that is missed.
 	if err := n.nc.Flush(); err != nil {
@@ -148,8 +157,37 @@ func (n *Notifier) Listen(wake func(server.Wake)) error {
 	return nil
 }
 
+// watchDrops wakes every local subscriber when notices were dropped since
+// it last looked. nats.go reports a slow consumer once per episode (the
+// error handler wakes everyone then), but it may drop more notices
+// before the episode ends; this covers those.
+func (n *Notifier) watchDrops() {
+	t := time.NewTicker(dropCheck)
+	defer t.Stop()
+	var seen int
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		d, err := n.sub.Dropped()
+		if err != nil || d == seen {
+			continue
+		}
+		seen = d
+		n.log.Warn("NATS wake-ups were dropped; waking every local subscriber", "dropped", d)
+		n.wakeAll()
+	}
+}
+
 // Close sends pending wake-ups and closes the connection.
 func (n *Notifier) Close() error {
+	select {
+	case <-n.stop:
+	default:
+		close(n.stop)
+	}
 	err := n.nc.FlushTimeout(2 * time.Second)
 	n.nc.Close()
 	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
