@@ -243,6 +243,7 @@ func (c *Client) save() error { return c.vault.save(c.st) }
 func (c *Client) Close() error {
 	if c.listen != nil {
 		close(c.listen.stop)
+		c.listen = nil
 	}
 	for _, rc := range c.conns {
 		rc.Close()
@@ -269,10 +270,14 @@ func (c *Client) Reload() error {
 	if err != nil {
 		return err
 	}
+	changed := c.vault.changed()
 	st := new(state)
 	if err := c.vault.load(st); err != nil {
 		lock.unlock()
 		return err
+	}
+	if changed && c.listen != nil {
+		c.listen.renew = true
 	}
 	c.lock, c.st = lock, st
 	clear(c.groups)
@@ -354,8 +359,14 @@ func (c *Client) Verify(name, number string) error {
 	return c.save()
 }
 
+// conn returns the connection to the relay at addr, dialling it the first
+// time. A connection that dropped reconnects in the background; until it
+// has, conn fails rather than let a request wait with the home locked.
 func (c *Client) conn(ctx context.Context, addr string) (*relayclient.Client, error) {
 	if rc, ok := c.conns[addr]; ok {
+		if !rc.Connected() {
+			return nil, fmt.Errorf("client: lost the connection to relay %s; reconnecting", addr)
+		}
 		return rc, nil
 	}
 	d := c.opts.DialTimeout

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tainik/tainik/internal/relaytest"
 	"github.com/tainik/tainik/mls"
+	"github.com/tainik/tainik/relay"
+	relayclient "github.com/tainik/tainik/relay/client"
 	"github.com/tainik/tainik/relay/server"
 )
 
@@ -356,8 +360,26 @@ func TestContactAddress(t *testing.T) {
 	}
 }
 
+// settle answers wake-ups with Syncs until none comes for 300 ms, which
+// must happen within a few rounds: a channel that keeps firing with
+// nothing to read would make a front end spin.
+func settle(t *testing.T, c *Client, wake <-chan struct{}) {
+	t.Helper()
+	for range 5 {
+		select {
+		case <-wake:
+			if _, err := c.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(300 * time.Millisecond):
+			return
+		}
+	}
+	t.Fatal("the Listen channel keeps firing with nothing new")
+}
+
 // Listen's channel fires when a contact's message reaches the relay, and
-// the Sync it prompts reads the message.
+// the Sync it prompts reads the message; otherwise it stays quiet.
 func TestListenWakesOnMessage(t *testing.T) {
 	ctx := context.Background()
 	a, b, _ := pair(t, server.Config{})
@@ -368,15 +390,7 @@ func TestListenWakesOnMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The log subscription pushes nothing b has not read, so the channel
-	// stays quiet until a sends.
-	select {
-	case <-wake:
-		if rep, err := b.Sync(ctx); err != nil || len(rep.New) != 0 {
-			t.Fatalf("woken with nothing to read: %+v, %v", rep, err)
-		}
-	case <-time.After(300 * time.Millisecond):
-	}
+	settle(t, b, wake)
 	cva, _ := a.FindConversation("b")
 	if _, err := a.Send(ctx, cva, "wake up"); err != nil {
 		t.Fatal(err)
@@ -389,6 +403,78 @@ func TestListenWakesOnMessage(t *testing.T) {
 	rep, err := b.Sync(ctx)
 	if err != nil || len(rep.New) != 1 || rep.New[0].Text != "wake up" {
 		t.Fatalf("Sync after wake-up = %+v, %v", rep, err)
+	}
+	settle(t, b, wake)
+	// A second Close (as after an error path) is harmless.
+	b.Close()
+	b.Close()
+}
+
+// A contact address flooded with more garbage than one receive returns
+// still yields the real request at the first Sync after the wake-up: the
+// relay pushed the whole backlog already and announces none of it again.
+func TestListenFloodedContactAddress(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelayWith(t, server.Config{ContactRate: 1e4, ContactBurst: 1e4})
+	a, _ := newUser(t, addr)
+	b, _ := newUser(t, addr)
+	inv, err := a.ContactAddress(ctx, "tip", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wake, err := a.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := relayclient.Dial(ctx, addr, relayclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	junk, _ := relay.Pad([]byte("junk"))
+	for range 150 {
+		if err := rc.Send(ctx, a.st.Invites[0].Queue.SenderID, randomMsgID(), junk, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Connect(ctx, inv.Link(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up for the requests")
+	}
+	time.Sleep(200 * time.Millisecond) // let the pushes settle
+	rep, err := a.Sync(ctx)
+	if err != nil || len(rep.NewContacts) != 1 || rep.More {
+		t.Fatalf("Sync = %+v, %v; want the one real contact", rep, err)
+	}
+}
+
+// A Sync that brings nothing writes nothing: a long-running front end on
+// the same profile takes a new store file as another command's change.
+func TestIdleSyncWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	_, b, bhome := pair(t, server.Config{})
+	mustSync(t, b)
+	before, err := os.Stat(storePath(bhome))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	after, err := os.Stat(storePath(bhome))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()) {
+		t.Fatal("a Sync with nothing new replaced the store file")
+	}
+	if _, err := b.Invite(ctx, "x", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := os.Stat(storePath(bhome)); os.SameFile(now, after) {
+		t.Fatal("a change was not saved")
 	}
 }
 
@@ -423,5 +509,63 @@ func TestChangedAfterOtherProcessSaves(t *testing.T) {
 	}
 	if len(a.st.Invites) != 1 {
 		t.Fatalf("Reload read %d invitations, want 1", len(a.st.Invites))
+	}
+}
+
+// A second front end on the same profile takes the queue subscriptions
+// over (the relay pushes a queue to one connection only); the first
+// subscribes again within renewEvery.
+func TestListenRenewsQueueSubscriptions(t *testing.T) {
+	ctx := context.Background()
+	addr := startRelay(t)
+	home := t.TempDir()
+	var skew atomic.Int64
+	opts := Options{KDF: testKDF, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}
+	x, err := Init(home, []byte("pw"), addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	inv, err := x.Invite(ctx, "b", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wake, err := x.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Release()
+	y, err := Open(home, []byte("pw"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { y.Close() })
+	if _, err := y.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	y.Release()
+	if err := x.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newUser(t, addr)
+	if err := b.Connect(ctx, inv.Link(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken for a queue another front end took over")
+	case <-time.After(300 * time.Millisecond):
+	}
+	skew.Store(int64(renewEvery + time.Minute))
+	if _, err := x.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up after renewing the queue subscription")
 	}
 }

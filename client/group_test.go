@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tainik/tainik/relay/server"
 )
 
 func texts(c *Client, cv *Conversation) string {
@@ -118,5 +121,51 @@ func TestGroupOfThree(t *testing.T) {
 	}
 	if _, err := a.Send(ctx, ga, "alone"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A member removed from a group stops hearing it: Listen ends the log's
+// subscription, which the relay would otherwise keep pushing (removal
+// does not take the log's token away).
+func TestListenDropsRemovedGroup(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	mustSync(t, b, a) // a reads b's spare KeyPackage
+	ga, err := a.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddMember(ctx, ga, "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	wake, err := b.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(t, b, wake)
+	if err := a.RemoveMember(ctx, ga, "b"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no wake-up for the removal")
+	}
+	mustSync(t, b)
+	if gb, err := b.FindConversation("team"); err != nil || !gb.Removed {
+		t.Fatalf("b's group after the removal: %+v, %v", gb, err)
+	}
+	if _, err := b.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, b, wake)
+	if _, err := a.Send(ctx, ga, "b is gone"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wake:
+		t.Fatal("woken by a group b was removed from")
+	case <-time.After(500 * time.Millisecond):
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tainik/tainik/relay"
 	relayclient "github.com/tainik/tainik/relay/client"
@@ -15,9 +16,13 @@ import (
 // The pushes themselves are only a signal; Sync reads and acknowledges
 // as it always does, so a lost push costs latency, never a message.
 
-// listener is what Listen keeps between calls. It is used only by
-// Listen, which runs with the home locked, one call at a time; the drain
-// goroutines touch only wake and stop.
+// renewEvery is how often Listen subscribes to its queues again even if
+// it holds their subscriptions, and forgets which relays were full.
+const renewEvery = 5 * time.Minute
+
+// listener is what Listen keeps between calls. It is used only with the
+// home locked (Listen, Reload, Close); the drain goroutines touch only
+// wake and stop.
 type listener struct {
 	wake chan struct{} // capacity 1: pushes coalesce
 	stop chan struct{} // closed by Client.Close
@@ -25,6 +30,13 @@ type listener struct {
 	// per-connection limit: what is left there is fetched on the timer.
 	full    map[string]bool
 	drained map[*relayclient.Client]bool
+	// renew makes the next Listen subscribe to every queue again: set by
+	// Reload when another process saved the profile, since that may be
+	// another front end, which took the queue subscriptions over (a
+	// relay pushes a queue's messages to one connection only, and does
+	// not tell the one it replaced).
+	renew   bool
+	renewAt time.Time
 }
 
 // Listen subscribes to new contact requests, replies and conversation
@@ -33,13 +45,15 @@ type listener struct {
 // then runs Sync. Call Listen again after each Sync, with the home still
 // locked, so that queues and conversations that appeared since are
 // covered too; subscriptions already in place are kept, and the relay
-// client renews them after a reconnect.
+// client renews them after a reconnect. A left conversation's
+// subscription is ended.
 //
 // A subscription the relay refuses is reported in the error and tried
-// again at the next call; the channel still works for the others. The
-// caller should keep fetching on a timer as well, because a relay pushes
-// a queue's messages to one connection only: a second front end on the
-// same profile takes the contact-request subscriptions over.
+// again at the next call (after a refusal for the per-connection limit,
+// at the first call five minutes later); the channel still works for the
+// others. The caller should keep fetching on a timer as well: a second
+// front end on the same profile takes the queue subscriptions over until
+// this one notices its save and renews them.
 func (c *Client) Listen(ctx context.Context) (<-chan struct{}, error) {
 	l := c.listen
 	if l == nil {
@@ -51,6 +65,11 @@ func (c *Client) Listen(ctx context.Context) (<-chan struct{}, error) {
 		}
 		c.listen = l
 	}
+	renew := l.renew || !c.now().Before(l.renewAt)
+	if renew {
+		l.renew, l.renewAt = false, c.now().Add(renewEvery)
+		clear(l.full)
+	}
 	type sub struct {
 		relay string
 		held  func(*relayclient.Client) bool
@@ -60,7 +79,7 @@ func (c *Client) Listen(ctx context.Context) (<-chan struct{}, error) {
 	queue := func(qs queueState) {
 		q := qs.handle()
 		subs = append(subs, sub{qs.Relay,
-			func(rc *relayclient.Client) bool { return rc.Subscribed(q.RecipientID) },
+			func(rc *relayclient.Client) bool { return !renew && rc.Subscribed(q.RecipientID) },
 			func(ctx context.Context, rc *relayclient.Client) error { return rc.Subscribe(ctx, q) }})
 	}
 	for _, inv := range c.st.Invites {
@@ -69,18 +88,23 @@ func (c *Client) Listen(ctx context.Context) (<-chan struct{}, error) {
 	for _, p := range c.st.Pending {
 		queue(p.Queue)
 	}
+	var errs []error
 	for _, cv := range c.st.Convs {
+		lg, from := cv.log(), cv.Next
 		if cv.Removed {
-			// Its subscription, if any, pushes at most a few more
-			// entries, which Sync skips.
+			// MLS removal does not take the log's token away: the
+			// relay would push every later entry of the group.
+			if rc := c.conns[cv.Relay]; rc != nil && rc.SubscribedLog(lg.ID) {
+				if err := rc.UnsubscribeLog(ctx, lg.ID); err != nil {
+					errs = append(errs, fmt.Errorf("client: unsubscribe on relay %s: %w", cv.Relay, err))
+				}
+			}
 			continue
 		}
-		lg, from := cv.log(), cv.Next
 		subs = append(subs, sub{cv.Relay,
 			func(rc *relayclient.Client) bool { return rc.SubscribedLog(lg.ID) },
 			func(ctx context.Context, rc *relayclient.Client) error { return rc.SubscribeLog(ctx, lg, from) }})
 	}
-	var errs []error
 	down := map[string]bool{}
 	for _, s := range subs {
 		if l.full[s.relay] || down[s.relay] {

@@ -27,9 +27,13 @@ func lockHome(home string, wait time.Duration) (*homeLock, error) {
 		if err == nil {
 			return &homeLock{f}, nil
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("client: another tainik process is using %s (for example 'tainik watch' or 'tainik chat'): stop it or try again", home)
+			return nil, fmt.Errorf("client: lock home: %w", err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, &BusyError{home}
 		}
 		time.Sleep(20 * time.Millisecond) // another command is finishing
 	}

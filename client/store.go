@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,14 @@ import (
 var ErrWrongPassphrase = errors.New("client: wrong passphrase: the store could not be decrypted; try again, or check TAINIK_PASSPHRASE")
 
 // ErrNoProfile is returned by Open when the home directory holds no profile.
+// BusyError is returned by Open and Reload when another process held the
+// home directory for longer than they wait (10 s).
+type BusyError struct{ Home string }
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("client: another tainik process is using %s (for example 'tainik watch' or 'tainik chat'): stop it or try again", e.Home)
+}
+
 var ErrNoProfile = errors.New("client: no profile in this home directory: run 'tainik init' first")
 
 // KDFParams are the Argon2id parameters that derive the store key from the
@@ -47,14 +56,17 @@ type vault struct {
 	path   string
 	header []byte
 	key    []byte
-	// seen is the store file as this process last read or wrote it.
+	// seen is the store file as this process last read or wrote it,
+	// and sum the SHA-256 of its plaintext.
 	seen os.FileInfo
+	sum  [32]byte
 }
 
-// note records the store file as it is now, after a read or write with
-// the home locked.
-func (v *vault) note() {
+// note records the store file as it is now, and the digest of its
+// plaintext, after a read or write with the home locked.
+func (v *vault) note(sum [32]byte) {
 	v.seen, _ = os.Stat(v.path)
+	v.sum = sum
 }
 
 // changed says whether the store file is no longer the one noted: every
@@ -125,7 +137,7 @@ func openVault(home string, passphrase []byte, st any) (*vault, error) {
 	if err := json.Unmarshal(plain, st); err != nil {
 		return nil, fmt.Errorf("client: decode store: %w", err)
 	}
-	v.note()
+	v.note(sha256.Sum256(plain))
 	return v, nil
 }
 
@@ -142,10 +154,18 @@ func newGCM(key []byte) cipher.AEAD {
 }
 
 // save encrypts st and replaces the store file atomically.
+//
+// A save that would write what the file already holds writes nothing:
+// Sync saves after every fetch, and a long-running front end takes a
+// change of the file as a sign that another command changed the profile.
 func (v *vault) save(st any) error {
 	plain, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("client: encode store: %w", err)
+	}
+	sum := sha256.Sum256(plain)
+	if v.seen != nil && sum == v.sum && !v.changed() {
+		return nil
 	}
 	nonce := make([]byte, 12)
 	rand.Read(nonce)
@@ -170,7 +190,7 @@ func (v *vault) save(st any) error {
 	if err := os.Rename(tmp, v.path); err != nil {
 		return fmt.Errorf("client: write store: %w", err)
 	}
-	v.note()
+	v.note(sum)
 	return nil
 }
 
@@ -190,6 +210,6 @@ func (v *vault) load(st any) error {
 	if err := json.Unmarshal(plain, st); err != nil {
 		return fmt.Errorf("client: decode store: %w", err)
 	}
-	v.note()
+	v.note(sha256.Sum256(plain))
 	return nil
 }

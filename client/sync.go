@@ -49,6 +49,9 @@ type SyncReport struct {
 	NewContacts []string
 	New         []Message
 	NewConvs    []string
+	// More is set when Sync stopped reading a queue that still holds
+	// messages (a flood of contact requests): Sync again.
+	More bool
 }
 
 // Sync accepts contact requests, completes connections this side asked
@@ -74,6 +77,9 @@ func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
 	return rep, c.save()
 }
 
+// receiveRounds bounds the receives of one queue in one Sync.
+const receiveRounds = 10
+
 func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
 	var keep []*inviteState
 	for _, inv := range c.st.Invites {
@@ -82,36 +88,53 @@ func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
 			return err
 		}
 		q := inv.Queue.handle()
-		msgs, err := rc.Receive(ctx, q)
-		if err != nil {
-			var re *relay.Error
-			if errors.As(err, &re) && re.Code == relay.CodeNotFound {
-				continue // expired on the relay
+		used, gone := false, false
+		// A receive returns at most relay.MaxReceive requests (fewer if
+		// they are large): read until the queue is empty, since the
+		// relay pushed the rest already and will not announce them
+		// again, but at most receiveRounds times, so that a flood of
+		// garbage to a contact address does not hold the profile.
+		more := true
+		for round := 0; more && (!used || inv.Reusable); round++ {
+			if round == receiveRounds {
+				rep.More = true
+				break
 			}
-			return fmt.Errorf("client: read contact address: %w", err)
-		}
-		used := false
-		for _, m := range msgs {
-			if !used || inv.Reusable {
-				name, err := c.accept(ctx, inv, m.Payload)
-				var bad *badRequestError
-				switch {
-				case err == nil:
-					used = true
-					rep.NewContacts = append(rep.NewContacts, name)
-				case errors.As(err, &bad):
-					// A request that does not open is dropped: anyone
-					// who holds the link can send garbage.
-				default:
-					// The relay failed us: keep the request for the
-					// next sync.
-					c.save()
-					return err
+			msgs, err := rc.Receive(ctx, q)
+			if err != nil {
+				var re *relay.Error
+				if errors.As(err, &re) && re.Code == relay.CodeNotFound {
+					gone = true // expired on the relay
+					break
+				}
+				return fmt.Errorf("client: read contact address: %w", err)
+			}
+			more = len(msgs) > 0
+			for _, m := range msgs {
+				if !used || inv.Reusable {
+					name, err := c.accept(ctx, inv, m.Payload)
+					var bad *badRequestError
+					switch {
+					case err == nil:
+						used = true
+						rep.NewContacts = append(rep.NewContacts, name)
+					case errors.As(err, &bad):
+						// A request that does not open is dropped: anyone
+						// who holds the link can send garbage.
+					default:
+						// The relay failed us: keep the request for the
+						// next sync.
+						c.save()
+						return err
+					}
+				}
+				if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+					return fmt.Errorf("client: acknowledge contact request: %w", err)
 				}
 			}
-			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-				return fmt.Errorf("client: acknowledge contact request: %w", err)
-			}
+		}
+		if gone {
+			continue
 		}
 		if used && !inv.Reusable {
 			rc.DeleteQueue(ctx, q)
@@ -356,19 +379,26 @@ func (c *Client) completeConnects(ctx context.Context, rep *SyncReport) error {
 			return err
 		}
 		q := p.Queue.handle()
-		msgs, err := rc.Receive(ctx, q)
-		if err != nil {
-			return fmt.Errorf("client: read reply queue: %w", err)
-		}
-		done := false
-		for _, m := range msgs {
-			if !done {
-				if err := c.join(ctx, p, m.Payload, rep); err == nil {
-					done = true
-				}
+		done, more := false, true
+		for round := 0; more && !done; round++ {
+			if round == receiveRounds {
+				rep.More = true
+				break
 			}
-			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-				return fmt.Errorf("client: acknowledge reply: %w", err)
+			msgs, err := rc.Receive(ctx, q)
+			if err != nil {
+				return fmt.Errorf("client: read reply queue: %w", err)
+			}
+			more = len(msgs) > 0
+			for _, m := range msgs {
+				if !done {
+					if err := c.join(ctx, p, m.Payload, rep); err == nil {
+						done = true
+					}
+				}
+				if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+					return fmt.Errorf("client: acknowledge reply: %w", err)
+				}
 			}
 		}
 		if done {

@@ -207,6 +207,18 @@ func (*LogSubscribe) Type() Type                            { return TypeLogSubs
 func (m *LogSubscribe) marshal(b *cryptobyte.Builder)       { (*LogRead)(m).marshal(b) }
 func (m *LogSubscribe) unmarshal(s *cryptobyte.String) bool { return (*LogRead)(m).unmarshal(s) }
 
+// LogUnsubscribe ends this connection's subscription to a log, if it has
+// one. It needs no token: it concerns only the connection that sends it.
+type LogUnsubscribe struct {
+	LogID ID
+}
+
+func (*LogUnsubscribe) Type() Type                      { return TypeLogUnsubscribe }
+func (m *LogUnsubscribe) marshal(b *cryptobyte.Builder) { b.AddBytes(m.LogID[:]) }
+func (m *LogUnsubscribe) unmarshal(s *cryptobyte.String) bool {
+	return s.CopyBytes(m.LogID[:])
+}
+
 // BlobCreate starts an upload of Size bytes whose SHA-256 is Digest.
 type BlobCreate struct {
 	Size   uint64

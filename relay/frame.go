@@ -36,10 +36,11 @@ const (
 	TypeQueueAck       Type = 0x15
 	TypeQueueDelete    Type = 0x16
 
-	TypeLogCreate    Type = 0x20
-	TypeLogAppend    Type = 0x21
-	TypeLogRead      Type = 0x22
-	TypeLogSubscribe Type = 0x23
+	TypeLogCreate      Type = 0x20
+	TypeLogAppend      Type = 0x21
+	TypeLogRead        Type = 0x22
+	TypeLogSubscribe   Type = 0x23
+	TypeLogUnsubscribe Type = 0x24
 
 	TypeBlobCreate Type = 0x30
 	TypeBlobPut    Type = 0x31
@@ -170,6 +171,8 @@ func newMessage(t Type) Message {
 		return new(LogRead)
 	case TypeLogSubscribe:
 		return new(LogSubscribe)
+	case TypeLogUnsubscribe:
+		return new(LogUnsubscribe)
 	case TypeBlobCreate:
 		return new(BlobCreate)
 	case TypeBlobPut:

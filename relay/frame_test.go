@@ -24,6 +24,7 @@ func sampleMessages() []Message {
 		&LogAppend{LogID: id, Token: ID{2}, TTL: 60, Message: []byte("m")},
 		&LogRead{LogID: id, Token: ID{2}, From: 7},
 		&LogSubscribe{LogID: id, Token: ID{2}, From: 8},
+		&LogUnsubscribe{LogID: id},
 		&BlobCreate{Size: 100, Digest: [32]byte{3}},
 		&BlobPut{UploadToken: id, Offset: 5, Data: []byte("chunk")},
 		&BlobStat{UploadToken: id},

@@ -53,6 +53,9 @@ func (c *cli) cmdRead(args []string) error {
 	for _, n := range rep.NewContacts {
 		fmt.Fprintf(&sb, "new contact: %s (compare safety numbers: 'tainik safety-number %s')\n", n, n)
 	}
+	if rep.More {
+		fmt.Fprintln(&sb, "(more contact requests are waiting: run 'tainik read' again)")
+	}
 	list := []messageJSON{}
 	if len(pos) > 0 {
 		cv, err := cl.FindConversation(pos[0])
@@ -209,7 +212,7 @@ func (c *cli) cmdWatch(args []string) error {
 		if ev, _ := l.wait(ctx, nil); ev == evStop {
 			return nil
 		}
-		if err := cl.Reload(); err != nil {
+		if err := l.lock(ctx); err != nil || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -224,8 +227,8 @@ type listener struct {
 	wake   <-chan struct{}
 	timer  *time.Ticker
 	check  *time.Ticker
-	soon   <-chan time.Time // set after a failed fetch
-	warned string
+	soon   <-chan time.Time // set when a fetch failed or left work
+	warned string           // the last warning printed
 }
 
 func (c *cli) newListener(cl *client.Client, interval time.Duration) *listener {
@@ -237,9 +240,22 @@ func (l *listener) stop() {
 	l.check.Stop()
 }
 
-// retryAfter is how soon a long-running command fetches again after a
-// fetch failed (the relay is down or unreachable).
-const retryAfter = 5 * time.Second
+const (
+	// retryAfter is how soon a long-running command tries again after
+	// a fetch failed (the relay is down) or the profile was busy.
+	retryAfter = 5 * time.Second
+	// fetchTimeout bounds one fetch, or one send of chat, so that a
+	// relay that is down does not keep the profile locked.
+	fetchTimeout = 30 * time.Second
+)
+
+// warn prints a warning unless it is the one printed last.
+func (l *listener) warn(format string, args ...any) {
+	if msg := fmt.Sprintf(format, args...); msg != l.warned {
+		l.warned = msg
+		fmt.Fprintf(os.Stderr, "tainik: %s\n", msg)
+	}
+}
 
 // sync fetches and prints, then subscribes to what is new. The home must
 // be locked. A failed fetch is reported and tried again after retryAfter:
@@ -252,20 +268,46 @@ func (l *listener) sync(ctx context.Context, only string) {
 		}
 	}
 	l.soon = nil
-	if err := l.c.syncAndPrint(ctx, l.cl, only); err != nil {
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	more, err := l.c.syncAndPrint(fctx, l.cl, only)
+	if err != nil {
 		if ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "tainik: fetch failed, trying again in %v: %v\n", retryAfter, err)
+			l.warn("fetch failed, trying again every %v: %v", retryAfter, err)
 			l.soon = time.After(retryAfter)
 		}
 		return
 	}
-	wake, err := l.cl.Listen(ctx)
+	if more {
+		l.soon = time.After(0)
+	}
+	wake, err := l.cl.Listen(fctx)
 	l.wake = wake
-	if err != nil && err.Error() != l.warned && ctx.Err() == nil {
-		// Say it once; what could not be subscribed is fetched on the
-		// timer, and Listen tries again after every fetch.
-		l.warned = err.Error()
-		fmt.Fprintf(os.Stderr, "tainik: %v\n", err)
+	if err != nil && ctx.Err() == nil {
+		// What could not be subscribed is fetched on the timer, and
+		// Listen tries again after every fetch.
+		l.warn("%v", err)
+		return
+	}
+	l.warned = ""
+}
+
+// lock locks the profile again after a wait. While another process holds
+// it, it says so once and tries again every retryAfter; it returns an
+// error only if the profile cannot be read, and nil if ctx ended.
+func (l *listener) lock(ctx context.Context) error {
+	for {
+		err := l.cl.Reload()
+		var busy *client.BusyError
+		if !errors.As(err, &busy) {
+			return err
+		}
+		l.warn("%v; trying again every %v", err, retryAfter)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retryAfter):
+		}
 	}
 }
 
@@ -306,10 +348,13 @@ func (l *listener) wait(ctx context.Context, lines <-chan string) (event, string
 
 // syncAndPrint fetches and prints what arrived, only for conversation
 // only if it is not empty.
-func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) error {
+//
+// more says that the relay holds more than one fetch read (a flood of
+// contact requests).
+func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) (more bool, err error) {
 	rep, err := cl.Sync(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, n := range rep.NewContacts {
 		if !c.json {
@@ -327,7 +372,7 @@ func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) 
 			fmt.Fprintln(c.stdout, human(mj))
 		}
 	}
-	return nil
+	return rep.More, nil
 }
 
 func (c *cli) cmdChat(args []string) error {
@@ -369,26 +414,36 @@ func (c *cli) cmdChat(args []string) error {
 		if ev == evStop {
 			return nil
 		}
-		if err := cl.Reload(); err != nil {
+		if err := l.lock(ctx); err != nil || ctx.Err() != nil {
+			if ev == evLine {
+				fmt.Fprintf(os.Stderr, "tainik: not sent: %q\n", line)
+			}
 			return err
 		}
 		switch ev {
 		case evEOF:
 			// End of input: one last fetch, then leave.
-			err := c.syncAndPrint(ctx, cl, name)
+			_, err := c.syncAndPrint(ctx, cl, name)
 			cl.Release()
 			return err
 		case evLine:
-			cv, err := cl.FindConversation(name)
-			if err != nil {
-				cl.Release()
-				return err
-			}
-			if _, err := cl.Send(ctx, cv, line); err != nil {
-				// Keep chatting: the line is not sent, and saying so
-				// lets the user send it again.
+			if err := c.sendLine(ctx, cl, name, line); err != nil {
+				// Keep chatting: saying so lets the user send the
+				// line again.
 				fmt.Fprintf(os.Stderr, "tainik: not sent: %q: %v\n", line, err)
 			}
 		}
 	}
+}
+
+// sendLine sends one line of chat, within fetchTimeout.
+func (c *cli) sendLine(ctx context.Context, cl *client.Client, name, line string) error {
+	cv, err := cl.FindConversation(name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	_, err = cl.Send(ctx, cv, line)
+	return err
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -364,8 +366,15 @@ func TestChatAndWatchEndToEnd(t *testing.T) {
 // watch starts "tainik watch" on u's home with a fallback timer of an
 // hour, and returns what it prints.
 func (u *user) watch() *relayproc.SyncBuffer {
+	out, _ := u.watchEvery("1h")
+	return out
+}
+
+// watchEvery starts "tainik watch --interval interval" on u's home and
+// returns what it prints and its process.
+func (u *user) watchEvery(interval string) (*relayproc.SyncBuffer, *os.Process) {
 	t := u.e.t
-	cmd := exec.Command(u.e.tainik, "--home", u.home, "watch", "--interval", "1h")
+	cmd := exec.Command(u.e.tainik, "--home", u.home, "watch", "--interval", interval)
 	cmd.Env = append(os.Environ(), "TAINIK_PASSPHRASE="+u.pw)
 	out := new(relayproc.SyncBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -373,7 +382,66 @@ func (u *user) watch() *relayproc.SyncBuffer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return out
+	return out, cmd.Process
+}
+
+// cpuTime is the CPU time a process has used (Linux /proc, in clock
+// ticks of 10 ms).
+func cpuTime(t *testing.T, p *os.Process) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// the first, utime the 12th and stime the 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// storeReplaced counts, for d, how often the store file in home is
+// replaced (every save writes a new file).
+func storeReplaced(t *testing.T, home string, d time.Duration) int {
+	t.Helper()
+	path := filepath.Join(home, "store.tainik")
+	last, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if fi, err := os.Stat(path); err == nil && (!os.SameFile(fi, last) || !fi.ModTime().Equal(last.ModTime())) {
+			n, last = n+1, fi
+		}
+	}
+	return n
+}
+
+// TestWatchIdle: idle watches neither spin nor rewrite the profile, even
+// two on one profile (each would take the other's save for news), and a
+// watch that finds the relay down does not keep the profile locked.
+func TestWatchIdle(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.user("alice"), e.user("bob")
+	befriend(alice, "alice", bob, "bob")
+	_, p := bob.watchEvery("2s")
+	bob.watch()
+	time.Sleep(2 * time.Second) // the first fetches and subscriptions
+	cpu := cpuTime(t, p)
+	if n := storeReplaced(t, bob.home, 4*time.Second); n > 0 {
+		t.Errorf("two idle watches replaced the store %d times in 4 s", n)
+	}
+	if used := cpuTime(t, p) - cpu; used > 400*time.Millisecond {
+		t.Errorf("an idle watch used %v of CPU in 4 s", used)
+	}
+
+	e.relay.Kill()
+	time.Sleep(3 * time.Second) // the 2 s timer fires with the relay down
+	if _, errOut, err := bob.run("contacts"); err != nil {
+		t.Fatalf("contacts while the relay is down and watch runs: %v\n%s", err, errOut)
+	}
 }
 
 // waitFor waits up to 20 s for out to contain want.

@@ -430,11 +430,12 @@ func (c *Client) readLoop(ws *ws.Conn) {
 		if id == 0 {
 			if lp, ok := m.(*relay.LogPush); ok {
 				// Entries arrive in order; after a resubscription the
-				// relay may repeat some, which are dropped here.
+				// relay may repeat some, which are dropped here, as
+				// are entries of a log unsubscribed meanwhile.
 				c.mu.Lock()
 				s := c.logSubs[lp.LogID]
-				stale := s != nil && lp.Entry.Seq < s.next
-				if s != nil && !stale {
+				stale := s == nil || lp.Entry.Seq < s.next
+				if !stale {
 					s.next = lp.Entry.Seq + 1
 				}
 				c.mu.Unlock()
@@ -1027,4 +1028,31 @@ func (c *Client) SubscribedLog(logID relay.ID) bool {
 	defer c.mu.Unlock()
 	_, ok := c.logSubs[logID]
 	return ok
+}
+
+// UnsubscribeLog ends the log's subscription: the client stops renewing
+// it and drops its pushes, and asks the relay to stop sending them. A
+// relay that predates the command (unknown_command) keeps pushing on this
+// connection until it drops; the client drops those pushes too.
+func (c *Client) UnsubscribeLog(ctx context.Context, logID relay.ID) error {
+	c.mu.Lock()
+	delete(c.logSubs, logID)
+	c.mu.Unlock()
+	_, err := expect[*relay.OK](c.do(ctx, func([]byte) relay.Message {
+		return &relay.LogUnsubscribe{LogID: logID}
+	}))
+	var re *relay.Error
+	if errors.As(err, &re) && re.Code == relay.CodeUnknownCommand {
+		return nil
+	}
+	return err
+}
+
+// Connected says whether the client holds a connection to the relay now.
+// While it holds none, it is reconnecting, and requests wait for the next
+// connection (or their context).
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ws != nil
 }

@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tainik/tainik/internal/relaytest"
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
+	"github.com/tainik/tainik/relay/server"
 	"github.com/tainik/tainik/relay/ws"
 )
 
@@ -498,5 +500,57 @@ func TestCloseBehindStalledWrite(t *testing.T) {
 	c.Close()
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Close took %v behind a stalled write", d)
+	}
+}
+
+// UnsubscribeLog stops the pushes, frees the relay's subscription slot,
+// and is not undone by a reconnect.
+func TestUnsubscribeLog(t *testing.T) {
+	ctx := context.Background()
+	_, addr := relaytest.Start(t, server.Config{MaxSubscriptions: 1})
+	d := new(dialTracker)
+	c := mustDial(t, addr, client.Options{DialContext: d.dial})
+	a, err := c.CreateLog(ctx, []byte("a"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.CreateLog(ctx, []byte("b"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SubscribeLog(ctx, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UnsubscribeLog(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c.SubscribedLog(a.ID) {
+		t.Fatal("SubscribedLog after UnsubscribeLog")
+	}
+	// The one slot is free again.
+	if err := c.SubscribeLog(ctx, b, 0); err != nil {
+		t.Fatalf("subscribing another log after unsubscribing: %v", err)
+	}
+	d.cut()
+	waitUp(t, c)
+	time.Sleep(100 * time.Millisecond) // let the resubscription finish
+	if _, _, err := c.Append(ctx, a, mlsApp([]byte("a"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Append(ctx, b, mlsApp([]byte("b"), 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-c.Pushes():
+		if lp, ok := m.(*relay.LogPush); !ok || lp.LogID != b.ID {
+			t.Fatalf("pushed %#v, want an entry of the subscribed log", m)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no push for the subscribed log")
+	}
+	select {
+	case m := <-c.Pushes():
+		t.Fatalf("pushed %#v after UnsubscribeLog", m)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

@@ -343,6 +343,9 @@ func (c *conn) handle(m relay.Message) (relay.Message, error) {
 		return c.logRead(ctx, m)
 	case *relay.LogSubscribe:
 		return c.logSubscribe(ctx, m)
+	case *relay.LogUnsubscribe:
+		c.s.hub.unsubscribeLog(c, m.LogID)
+		return &relay.OK{}, nil
 	case *relay.BlobCreate:
 		return c.blobCreate(ctx, m)
 	case *relay.BlobPut:

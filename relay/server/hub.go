@@ -353,6 +353,25 @@ func (h *hub) subscribeLog(c *conn, id relay.ID, from uint64, max int) error {
 	return nil
 }
 
+// unsubscribeLog ends c's subscription to the log, if it has one.
+func (h *hub) unsubscribeLog(c *conn, id relay.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sub := c.logSubs[id]
+	if sub == nil {
+		return
+	}
+	delete(c.logSubs, id)
+	delete(h.logs[id], sub)
+	if len(h.logs[id]) == 0 {
+		delete(h.logs, id)
+		delete(h.logKeys, LogWakeKey(id))
+	}
+	sub.end()
+}
+
 func (h *hub) dropConn(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
