@@ -27,6 +27,7 @@ import (
 )
 
 func main() {
+	privateFiles()
 	var cfg server.Config
 	listen := flag.String("listen", "127.0.0.1:7443", "address to listen on (host:port)")
 	flag.StringVar(&cfg.DataDir, "data", "./tainikd-data", "data directory (store and relay key)")

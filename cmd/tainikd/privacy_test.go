@@ -5,7 +5,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"io/fs"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -127,4 +129,14 @@ func TestPrivacy(t *testing.T) {
 	if hits := relayproc.GrepTree(dir, control); len(hits) == 0 {
 		t.Fatal("control plaintext not found: the search does not work")
 	}
+	// Only the relay's user can read its files (operations.md).
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o077 != 0 && path != dir {
+			t.Errorf("%s has mode %v", path, fi.Mode().Perm())
+		}
+		return nil
+	})
 }

@@ -206,6 +206,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.store, s.ownStore = b, true
 		s.metrics.storeStats = b.Stats
+	} else {
+		s.metrics.storeStats = storeStats(cfg.Store)
 	}
 	if err := s.notifier.Listen(s.wake); err != nil {
 		if s.ownStore {
@@ -411,4 +413,21 @@ func errorFor(err error) error {
 		return re
 	}
 	return err
+}
+
+// storeStats finds the embedded store's counters in st, or inside the blob
+// stores that wrap it (their Unwrap method); nil if there are none (the
+// PostgreSQL store keeps no such counters: PostgreSQL has its own).
+func storeStats(st store.Store) func() store.Stats {
+	for st != nil {
+		if e, ok := st.(interface{ Stats() store.Stats }); ok {
+			return e.Stats
+		}
+		u, ok := st.(interface{ Unwrap() store.Store })
+		if !ok {
+			return nil
+		}
+		st = u.Unwrap()
+	}
+	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 	"github.com/tainik/tainik/relay/server"
+	"github.com/tainik/tainik/relay/server/store/blobdir"
 	"github.com/tainik/tainik/relay/server/store"
 )
 
@@ -390,9 +391,30 @@ func TestPinning(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	r := startRelay(t, server.Config{})
+	getHealthAndMetrics(t, r, "tainik_relay_store_commits_total ")
+}
+
+// The store's counters are in /metrics also when a blob store wraps the
+// embedded store (-blobs).
+func TestStoreMetricsWithBlobDir(t *testing.T) {
+	emb, err := store.OpenEmbedded("pebble", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := blobdir.New(emb, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r := startRelay(t, server.Config{Store: st})
+	getHealthAndMetrics(t, r, "tainik_relay_store_commits_total ")
+}
+
+func getHealthAndMetrics(t *testing.T, r *testRelay, metric string) {
+	t.Helper()
 	a, _ := relay.ParseAddress(r.addr)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "tainik_relay_connections "} {
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": metric} {
 		resp, err := hc.Get("https://" + a.HostPort + path)
 		if err != nil {
 			t.Fatal(err)

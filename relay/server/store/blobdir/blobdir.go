@@ -66,6 +66,9 @@ func New(meta store.Store, dir string) (*Store, error) {
 	return &Store{Store: meta, dir: dir, locks: map[string]*blobLock{}}, nil
 }
 
+// Unwrap returns the store that holds everything but blobs.
+func (s *Store) Unwrap() store.Store { return s.Store }
+
 func hashName(label string, id relay.ID) string {
 	h := sha256.New()
 	h.Write([]byte(label))

@@ -85,6 +85,9 @@ func New(meta store.Store, cfg Config) (*Store, error) {
 	}, nil
 }
 
+// Unwrap returns the store that holds everything but blobs.
+func (s *Store) Unwrap() store.Store { return s.Store }
+
 func hashName(label string, id relay.ID) string {
 	h := sha256.New()
 	h.Write([]byte(label))
