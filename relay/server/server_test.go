@@ -28,8 +28,8 @@ import (
 	"github.com/tainik/tainik/relay"
 	"github.com/tainik/tainik/relay/client"
 	"github.com/tainik/tainik/relay/server"
-	"github.com/tainik/tainik/relay/server/store/blobdir"
 	"github.com/tainik/tainik/relay/server/store"
+	"github.com/tainik/tainik/relay/server/store/blobdir"
 )
 
 type testRelay struct {
