@@ -152,8 +152,15 @@ func (c *client) list(ctx context.Context, prefix string) ([]object, error) {
 			return nil, fmt.Errorf("s3blobs: listing %s: %w", prefix, err)
 		}
 		out = append(out, page.Contents...)
-		if !page.IsTruncated || page.NextContinuationToken == "" {
+		if !page.IsTruncated {
 			return out, nil
+		}
+		if page.NextContinuationToken == "" {
+			// A server that pages ListObjects V1-style: the rest
+			// cannot be fetched, and a partial list must not pass
+			// for the whole (the orphan sweep would delete what it
+			// did not see).
+			return nil, fmt.Errorf("s3blobs: listing %s was cut short without a continuation token (the server must support ListObjectsV2)", prefix)
 		}
 		token = page.NextContinuationToken
 	}

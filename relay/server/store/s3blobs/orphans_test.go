@@ -4,8 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +21,11 @@ import (
 // over an embedded store, closed when the test ends.
 func openS3(t *testing.T, h http.Handler) *s3blobs.Store {
 	t.Helper()
+	return openS3Prefix(t, h, "")
+}
+
+func openS3Prefix(t *testing.T, h http.Handler, prefix string) *s3blobs.Store {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +37,7 @@ func openS3(t *testing.T, h http.Handler) *s3blobs.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := s3blobs.New(meta, s3blobs.Config{Endpoint: "http://" + ln.Addr().String(), Bucket: "tainik", AccessKey: "a", SecretKey: "b"})
+	s, err := s3blobs.New(meta, s3blobs.Config{Endpoint: "http://" + ln.Addr().String(), Bucket: "tainik", AccessKey: "a", SecretKey: "b", Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +119,116 @@ func TestOrphansSwept(t *testing.T) {
 	}
 	if len(fake.keys()) != 5 {
 		t.Fatal("a second sweep ran within the hour")
+	}
+}
+
+// age makes every object look written d ago.
+func (f *fakeS3) age(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.objects {
+		f.mod[k] = time.Now().Add(-d)
+	}
+}
+
+// liveBlob stores a complete 4-byte blob that expires in two days.
+func liveBlob(t *testing.T, s *s3blobs.Store, up, down relay.ID) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.CreateBlob(ctx, store.Blob{UploadToken: up, DownloadToken: down, Size: 4, Expires: time.Now().Add(48 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutChunk(ctx, up, 0, []byte("abcd"), nil, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failMeta answers 503 SlowDown to GETs of records while on.
+type failMeta struct {
+	f  *fakeS3
+	on atomic.Bool
+}
+
+func (h *failMeta) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/meta/") && h.on.CompareAndSwap(true, false) {
+		http.Error(w, "SlowDown", http.StatusServiceUnavailable)
+		return
+	}
+	h.f.ServeHTTP(w, r)
+}
+
+// A record that cannot be read for the moment stops the sweep: it may
+// name objects (its download name) that would look like orphans.
+func TestSweepSkippedOnUnreadableRecord(t *testing.T) {
+	fake := &fakeS3{bucket: "tainik", accessKey: "a", pageSize: 100, objects: map[string][]byte{}, mod: map[string]time.Time{}}
+	h := &failMeta{f: fake}
+	s := openS3(t, h)
+	ctx := context.Background()
+	liveBlob(t, s, relay.ID{1}, relay.ID{2})
+	fake.age(2 * time.Hour)
+	h.on.Store(true)
+	if _, err := s.Expire(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadBlob(ctx, relay.ID{2}, 0, 4); err != nil {
+		t.Fatalf("a live blob after a sweep that met one 503: %v (left: %q)", err, fake.keys())
+	}
+}
+
+// tokenless pages listings as a ListObjects V1-style server does:
+// IsTruncated without a NextContinuationToken.
+type tokenless struct{ f *fakeS3 }
+
+var tokenRE = regexp.MustCompile(`<NextContinuationToken>[^<]*</NextContinuationToken>`)
+
+func (h tokenless) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "2" {
+		rec := httptest.NewRecorder()
+		h.f.ServeHTTP(rec, r)
+		w.Write(tokenRE.ReplaceAll(rec.Body.Bytes(), nil))
+		return
+	}
+	h.f.ServeHTTP(w, r)
+}
+
+// A listing cut short without a continuation token is an error, not a
+// complete list: records past the first page would pass for absent and
+// their blobs for orphans.
+func TestTruncatedListingRefused(t *testing.T) {
+	fake := &fakeS3{bucket: "tainik", accessKey: "a", pageSize: 1, objects: map[string][]byte{}, mod: map[string]time.Time{}}
+	s := openS3(t, tokenless{fake})
+	downs := []relay.ID{{2}, {4}, {6}}
+	for i, d := range downs {
+		liveBlob(t, s, relay.ID{byte(2*i + 1)}, d)
+	}
+	fake.age(2 * time.Hour)
+	if _, err := s.Expire(context.Background(), time.Now()); err == nil || !strings.Contains(err.Error(), "continuation token") {
+		t.Errorf("Expire over a tokenless truncated listing: %v", err)
+	}
+	for _, d := range downs {
+		if _, err := s.ReadBlob(context.Background(), d, 0, 4); err != nil {
+			t.Errorf("a live blob after the sweep: %v", err)
+		}
+	}
+}
+
+// The sweep deletes only keys this store writes: not another deployment's
+// under a longer prefix, nor unrelated objects.
+func TestSweepLeavesForeignObjects(t *testing.T) {
+	fake := &fakeS3{bucket: "tainik", accessKey: "a", pageSize: 100, objects: map[string][]byte{}, mod: map[string]time.Time{}}
+	root := openS3Prefix(t, fake, "")
+	other := openS3Prefix(t, fake, "data/eu/")
+	liveBlob(t, other, relay.ID{1}, relay.ID{2})
+	fake.mu.Lock()
+	fake.objects["data/report.csv"] = []byte("not ours")
+	fake.objects["dl/notes.txt"] = []byte("not ours")
+	fake.mu.Unlock()
+	fake.age(2 * time.Hour)
+	before := fake.keys()
+	if _, err := root.Expire(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if after := fake.keys(); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("the sweep deleted foreign objects: %q left of %q", after, before)
 	}
 }

@@ -360,14 +360,21 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	live := map[string]*record{} // by upload hash; nil: unreadable, keep all
+	live := map[string]*record{} // by upload hash
+	unreadable := false
 	for _, o := range objs {
 		uh := strings.TrimPrefix(o.Key, s.prefix+"meta/")
 		r, _, err := s.readRecord(ctx, uh)
-		if err != nil || !r.blob.Expires.Before(now) {
-			if !errors.Is(err, store.ErrNotFound) {
-				live[uh] = r
-			}
+		if err != nil {
+			// Deleted meanwhile, or unreadable for now (a busy
+			// bucket, a corrupt record): either way it is not
+			// expired here, and an unreadable record may name
+			// objects the sweep cannot tell from orphans.
+			unreadable = unreadable || !errors.Is(err, store.ErrNotFound)
+			continue
+		}
+		if !r.blob.Expires.Before(now) {
+			live[uh] = r
 			continue
 		}
 		switch err := s.deleteBlob(ctx, uh); {
@@ -378,7 +385,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	s.sweepMu.Lock()
-	due := !now.Before(s.nextSweep)
+	due := !unreadable && !now.Before(s.nextSweep)
 	if due {
 		s.nextSweep = now.Add(sweepEvery)
 	}
@@ -401,8 +408,11 @@ const (
 
 // sweepOrphans deletes objects that no record names and that are older
 // than orphanAge: what a failure part-way through deleteBlob, CreateBlob
-// or a lost PutChunk race left behind. live holds the records Expire
-// kept, by upload hash.
+// or a lost PutChunk race left behind. live holds every record Expire
+// kept, by upload hash (it sweeps only when it could read them all). Only
+// keys this store writes are considered (dl/<hash>, data/<hash>/<chunk>),
+// so other objects under the prefix, or another deployment under a
+// longer prefix, are left alone.
 func (s *Store) sweepOrphans(ctx context.Context, now time.Time, live map[string]*record) (int, error) {
 	n := 0
 	old := func(o object) bool {
@@ -426,7 +436,8 @@ func (s *Store) sweepOrphans(ctx context.Context, now time.Time, live map[string
 		return n, err
 	}
 	for _, o := range dls {
-		if !named[strings.TrimPrefix(o.Key, s.prefix+"dl/")] && old(o) {
+		dh := strings.TrimPrefix(o.Key, s.prefix+"dl/")
+		if isHash(dh) && !named[dh] && old(o) {
 			if err := remove(o.Key); err != nil {
 				return n, err
 			}
@@ -438,8 +449,10 @@ func (s *Store) sweepOrphans(ctx context.Context, now time.Time, live map[string
 	}
 	for _, o := range data {
 		uh, name, ok := strings.Cut(strings.TrimPrefix(o.Key, s.prefix+"data/"), "/")
-		r, isLive := live[uh]
-		if isLive && (r == nil || !ok || r.names(name)) || !old(o) {
+		if !ok || !isHash(uh) || !isChunkName(name) || !old(o) {
+			continue
+		}
+		if r := live[uh]; r != nil && r.names(name) {
 			continue
 		}
 		if err := remove(o.Key); err != nil {
@@ -447,6 +460,23 @@ func (s *Store) sweepOrphans(ctx context.Context, now time.Time, live map[string
 		}
 	}
 	return n, nil
+}
+
+// isHash says whether s is a hashName: 64 lowercase hex digits.
+func isHash(s string) bool { return len(s) == 64 && isLowerHex(s) }
+
+// isChunkName says whether s is a chunkName: 16 hex digits, '-', 16 more.
+func isChunkName(s string) bool {
+	return len(s) == 33 && s[16] == '-' && isLowerHex(s[:16]) && isLowerHex(s[17:])
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // names says whether the record lists the chunk object called name
