@@ -176,7 +176,7 @@ func Init(home string, passphrase []byte, relayAddr string, opts Options) (*Clie
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockHome(home, lockWait)
+	lock, err := lockHome(context.Background(), home, lockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func Open(home string, passphrase []byte, opts Options) (*Client, error) {
 	if _, err := os.Stat(storePath(home)); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoProfile
 	}
-	lock, err := lockHome(home, lockWait)
+	lock, err := lockHome(context.Background(), home, lockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -265,8 +265,11 @@ func (c *Client) Release() {
 
 // Reload locks the home directory again and rereads the store, which
 // another process may have changed since Release.
-func (c *Client) Reload() error {
-	lock, err := lockHome(c.home, lockWait)
+func (c *Client) Reload() error { return c.ReloadContext(context.Background()) }
+
+// ReloadContext is Reload that stops waiting for the lock when ctx ends.
+func (c *Client) ReloadContext(ctx context.Context) error {
+	lock, err := lockHome(ctx, c.home, lockWait)
 	if err != nil {
 		return err
 	}

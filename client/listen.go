@@ -67,7 +67,6 @@ func (c *Client) Listen(ctx context.Context) (<-chan struct{}, error) {
 	}
 	renew := l.renew || !c.now().Before(l.renewAt)
 	if renew {
-		l.renew, l.renewAt = false, c.now().Add(renewEvery)
 		clear(l.full)
 	}
 	type sub struct {
@@ -133,6 +132,9 @@ func (c *Client) Listen(ctx context.Context) (<-chan struct{}, error) {
 		default:
 			errs = append(errs, fmt.Errorf("client: subscribe on relay %s: %w", s.relay, err))
 		}
+	}
+	if renew && len(errs) == 0 {
+		l.renew, l.renewAt = false, c.now().Add(renewEvery)
 	}
 	return l.wake, errors.Join(errs...)
 }

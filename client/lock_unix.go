@@ -3,6 +3,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,7 +17,9 @@ import (
 // state back and reuse keys).
 type homeLock struct{ f *os.File }
 
-func lockHome(home string, wait time.Duration) (*homeLock, error) {
+// lockHome takes the lock, waiting up to wait while another process holds
+// it, or until ctx ends.
+func lockHome(ctx context.Context, home string, wait time.Duration) (*homeLock, error) {
 	f, err := os.OpenFile(filepath.Join(home, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("client: lock home: %w", err)
@@ -35,7 +38,12 @@ func lockHome(home string, wait time.Duration) (*homeLock, error) {
 			f.Close()
 			return nil, &BusyError{home}
 		}
-		time.Sleep(20 * time.Millisecond) // another command is finishing
+		select { // another command is finishing
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		}
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 // decrypt the store. The store is left unchanged.
 var ErrWrongPassphrase = errors.New("client: wrong passphrase: the store could not be decrypted; try again, or check TAINIK_PASSPHRASE")
 
-// ErrNoProfile is returned by Open when the home directory holds no profile.
 // BusyError is returned by Open and Reload when another process held the
 // home directory for longer than they wait (10 s).
 type BusyError struct{ Home string }
@@ -29,6 +28,7 @@ func (e *BusyError) Error() string {
 	return fmt.Sprintf("client: another tainik process is using %s (for example 'tainik watch' or 'tainik chat'): stop it or try again", e.Home)
 }
 
+// ErrNoProfile is returned by Open when the home directory holds no profile.
 var ErrNoProfile = errors.New("client: no profile in this home directory: run 'tainik init' first")
 
 // KDFParams are the Argon2id parameters that derive the store key from the

@@ -297,7 +297,10 @@ func (l *listener) sync(ctx context.Context, only string) {
 // error only if the profile cannot be read, and nil if ctx ended.
 func (l *listener) lock(ctx context.Context) error {
 	for {
-		err := l.cl.Reload()
+		err := l.cl.ReloadContext(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
 		var busy *client.BusyError
 		if !errors.As(err, &busy) {
 			return err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -487,4 +488,32 @@ func TestWatchByPush(t *testing.T) {
 	e.relay = e.startRelay()
 	alice.ok("send", "bob", "after the restart")
 	waitFor(t, bout, "[alice] alice: after the restart")
+}
+
+// Ctrl-C stops watch at once even while another process holds the
+// profile and watch waits for it.
+func TestWatchInterruptedWhileProfileBusy(t *testing.T) {
+	e := newEnv(t)
+	bob := e.user("bob")
+	out, p := bob.watchEvery("1s")
+	time.Sleep(500 * time.Millisecond)
+	f, err := os.OpenFile(filepath.Join(bob.home, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the timer fires; watch waits for the lock
+	start := time.Now()
+	p.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { _, err := p.Wait(); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("watch still running 3 s after Ctrl-C; printed %q", out.String())
+	}
+	t.Logf("watch stopped %v after Ctrl-C", time.Since(start))
 }

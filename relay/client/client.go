@@ -509,11 +509,19 @@ func (c *Client) resubscribe(w *ws.Conn) {
 			}
 		}
 		for _, l := range logs {
+			if !c.holdsLog(l.id) {
+				continue // unsubscribed meanwhile
+			}
 			err := c.renew(w, func([]byte) relay.Message {
 				return &relay.LogSubscribe{LogID: l.id, Token: l.s.token, From: l.s.next}
 			})
 			if errors.Is(err, ErrDisconnected) {
 				return
+			}
+			if err == nil && !c.holdsLog(l.id) {
+				// UnsubscribeLog ran while the renewal was on its
+				// way, and its LogUnsubscribe may have gone first.
+				c.renew(w, func([]byte) relay.Message { return &relay.LogUnsubscribe{LogID: l.id} })
 			}
 			if lostForGood(err) {
 				c.mu.Lock()
@@ -525,6 +533,13 @@ func (c *Client) resubscribe(w *ws.Conn) {
 			}
 		}
 	}()
+}
+
+// holdsLog says whether the client holds a subscription to the log.
+func (c *Client) holdsLog(id relay.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logSubs[id] != nil
 }
 
 // renew sends one resubscription on w, trying again a few times when the
@@ -1023,12 +1038,7 @@ func (c *Client) Subscribed(recipientID relay.ID) bool {
 }
 
 // SubscribedLog is Subscribed for a log subscription.
-func (c *Client) SubscribedLog(logID relay.ID) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.logSubs[logID]
-	return ok
-}
+func (c *Client) SubscribedLog(logID relay.ID) bool { return c.holdsLog(logID) }
 
 // UnsubscribeLog ends the log's subscription: the client stops renewing
 // it and drops its pushes, and asks the relay to stop sending them. A

@@ -510,14 +510,7 @@ func TestUnsubscribeLog(t *testing.T) {
 	_, addr := relaytest.Start(t, server.Config{MaxSubscriptions: 1})
 	d := new(dialTracker)
 	c := mustDial(t, addr, client.Options{DialContext: d.dial})
-	a, err := c.CreateLog(ctx, []byte("a"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.CreateLog(ctx, []byte("b"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := twoLogs(t, c)
 	if err := c.SubscribeLog(ctx, a, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -553,4 +546,47 @@ func TestUnsubscribeLog(t *testing.T) {
 		t.Fatalf("pushed %#v after UnsubscribeLog", m)
 	case <-time.After(300 * time.Millisecond):
 	}
+}
+
+// An UnsubscribeLog while the client renews its subscriptions after a
+// reconnect is not undone by the renewal: the relay's slot is free after.
+func TestUnsubscribeDuringResubscribe(t *testing.T) {
+	ctx := context.Background()
+	const nq = 40
+	_, addr := relaytest.Start(t, server.Config{MaxSubscriptions: nq + 1})
+	d := new(dialTracker)
+	c := mustDial(t, addr, client.Options{DialContext: d.dial})
+	for range nq {
+		subscribedQueue(t, c) // renewed before the log, which makes the window wide
+	}
+	a, b := twoLogs(t, c)
+	if err := c.SubscribeLog(ctx, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	d.cut()
+	for deadline := time.Now().Add(5 * time.Second); d.n.Load() < 2 || !c.Connected(); time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnect")
+		}
+	}
+	if err := c.UnsubscribeLog(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the renewal finish
+	if err := c.SubscribeLog(ctx, b, 0); err != nil {
+		t.Fatalf("log a's slot still taken on the relay after UnsubscribeLog: %v", err)
+	}
+}
+
+// twoLogs creates logs for groups "a" and "b" at epoch 1.
+func twoLogs(t *testing.T, c *client.Client) (a, b client.Log) {
+	t.Helper()
+	var err error
+	if a, err = c.CreateLog(context.Background(), []byte("a"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = c.CreateLog(context.Background(), []byte("b"), 1); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,7 @@ type Notifier struct {
 	wake    atomic.Pointer[func(server.Wake)]
 	sub     *nats.Subscription
 	stop    chan struct{} // closed by Close; ends watchDrops
+	stopped sync.Once
 }
 
 // Pending limits of the wake-up subscription, and how often Listen
@@ -183,11 +185,7 @@ func (n *Notifier) watchDrops() {
 
 // Close sends pending wake-ups and closes the connection.
 func (n *Notifier) Close() error {
-	select {
-	case <-n.stop:
-	default:
-		close(n.stop)
-	}
+	n.stopped.Do(func() { close(n.stop) })
 	err := n.nc.FlushTimeout(2 * time.Second)
 	n.nc.Close()
 	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
