@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -123,7 +124,8 @@ func (c *Client) upload(ctx context.Context, rc *relayclient.Client, data []byte
 var ErrFileIntegrity = errors.New("client: the attachment is damaged or was altered: it does not match its checksum; nothing was saved")
 
 // GetFile downloads, decrypts and checks an attachment and writes it to
-// outPath. A partial download is kept in outPath+".part" and resumed.
+// outPath, which must not exist: an existing file is never replaced. A
+// partial download is kept in outPath+".part" and resumed.
 func (c *Client) GetFile(ctx context.Context, ref *FileRef, outPath string, progress Progress) error {
 	rc, err := c.conn(ctx, ref.Relay)
 	if err != nil {
@@ -200,7 +202,25 @@ func (c *Client) GetFile(ctx context.Context, ref *FileRef, outPath string, prog
 		return fmt.Errorf("client: %w", err)
 	}
 	f.Close()
-	if err := os.Rename(tmp, outPath); err != nil {
+	return placeNew(tmp, outPath)
+}
+
+// placeNew moves tmp to path unless path exists. A hard link does it
+// atomically; where the file system has none, the check and the rename
+// are two steps.
+func placeNew(tmp, path string) error {
+	err := os.Link(tmp, path)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("client: %s exists: the download stays in %s; choose another place", path, tmp)
+	}
+	if err == nil {
+		os.Remove(tmp)
+		return nil
+	}
+	if _, serr := os.Lstat(path); serr == nil {
+		return fmt.Errorf("client: %s exists: the download stays in %s; choose another place", path, tmp)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
 	return nil

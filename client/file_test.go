@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,15 @@ func TestFileTransfer(t *testing.T) {
 	got, _ := os.ReadFile(out)
 	if !bytes.Equal(got, data) {
 		t.Fatal("file differs")
+	}
+	// An existing file is never replaced.
+	existing := filepath.Join(dir, "mine.txt")
+	os.WriteFile(existing, []byte("keep me"), 0o600)
+	if err := b.GetFile(ctx, ref, existing, nil); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("GetFile onto an existing file: %v", err)
+	}
+	if kept, _ := os.ReadFile(existing); string(kept) != "keep me" {
+		t.Error("GetFile replaced an existing file")
 	}
 	// A wrong key (or altered blob) is refused.
 	bad := *ref

@@ -133,8 +133,8 @@ func (c *Client) control(cv *Conversation, from []byte, pl *payload, rep *SyncRe
 			cv.Disappear = pl.Timer
 		}
 	case "rename":
-		if !cv.Direct && pl.Text != "" {
-			cv.Name = c.uniqueConvName(pl.Text, cv)
+		if name := cleanName(pl.Text); !cv.Direct && name != "" {
+			cv.Name = c.uniqueConvName(name, cv)
 		}
 	}
 }
@@ -162,7 +162,7 @@ func (c *Client) joinGroup(inv *contactAccept) (string, error) {
 			return "", errors.New("client: already in this group")
 		}
 		cv := &Conversation{ID: id, Relay: inv.Relay, LogID: inv.LogID, LogToken: inv.LogToken, Next: inv.From}
-		cv.Name = c.uniqueConvName(inv.Name, cv)
+		cv.Name = c.uniqueConvName(cleanName(inv.Name), cv)
 		if err := c.storeGroup(cv, g); err != nil {
 			return "", err
 		}
@@ -196,11 +196,8 @@ func (c *Client) uniqueConvName(want string, self *Conversation) string {
 
 // CreateGroup creates a group with this device as its only member.
 func (c *Client) CreateGroup(ctx context.Context, name string) (*Conversation, error) {
-	if name == "" {
-		return nil, errors.New("client: a group needs a name")
-	}
-	if _, err := c.FindConversation(name); err == nil {
-		return nil, fmt.Errorf("client: a contact or group named %q exists already: choose another name", name)
+	if err := c.checkGroupName(name); err != nil {
+		return nil, err
 	}
 	cv, _, err := c.newConv(ctx, name, false)
 	return cv, err
@@ -305,8 +302,8 @@ func (c *Client) Rename(ctx context.Context, cv *Conversation, name string) erro
 	if err != nil {
 		return err
 	}
-	if _, err := c.FindConversation(name); err == nil {
-		return fmt.Errorf("client: a contact or group named %q exists already: choose another name", name)
+	if err := c.checkGroupName(name); err != nil {
+		return err
 	}
 	pl := c.newPayload("rename")
 	pl.Text = name

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/tainik/tainik/client"
 )
@@ -154,10 +155,35 @@ func (c *cli) cmdGroup(args []string) error {
 	return c.out(map[string]string{"group": cv.Name, "done": sub}, "done\n")
 }
 
+// termSafe makes text another person wrote safe to print on a terminal:
+// control characters (escape sequences could clear the screen, move the
+// cursor or set the clipboard) and bidirectional or invisible formatting
+// characters show as \x.. or \u.... escapes, and each line after the first
+// is indented, so that a message cannot pass for several, or for another
+// sender's.
+func termSafe(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '\n':
+			b.WriteString("\n    ")
+		case r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 func human(m messageJSON) string {
-	s := fmt.Sprintf("[%s] %s: %s", m.Conversation, m.Sender, m.Text)
+	s := fmt.Sprintf("[%s] %s: %s", termSafe(m.Conversation), termSafe(m.Sender), termSafe(m.Text))
 	if m.File != nil {
-		s += fmt.Sprintf(" (%d bytes; 'tainik get-file %s %s')", m.File.Size, m.Conversation, m.File.Name)
+		s += fmt.Sprintf(" (%d bytes; 'tainik get-file %s %s')", m.File.Size, termSafe(m.Conversation), termSafe(m.File.Name))
 	}
 	if !m.Expires.IsZero() {
 		s += " (disappears " + m.Expires.Local().Format(time.DateTime) + ")"

@@ -72,7 +72,7 @@ func (c *cli) cmdGetFile(args []string) error {
 	if err := cl.GetFile(c.ctx, ref, dest, c.progress("downloaded")); err != nil {
 		return err
 	}
-	return c.out(map[string]any{"path": dest, "size": ref.Size}, "saved %s (%d bytes, checksum verified)\n", dest, ref.Size)
+	return c.out(map[string]any{"path": dest, "size": ref.Size}, "saved %s (%d bytes, checksum verified)\n", termSafe(dest), ref.Size)
 }
 
 func (c *cli) cmdBackup(args []string) error {
