@@ -35,6 +35,7 @@ type config struct {
 	timeline   time.Duration
 	idleAfter  time.Duration
 	recipients int
+	deliver    bool
 	size       int
 	duration   time.Duration
 	rate       int
@@ -58,6 +59,7 @@ func main() {
 	flag.IntVar(&cfg.window, "window", 1, "sends each sender keeps in flight (pipelined on its one connection)")
 	flag.DurationVar(&cfg.idleAfter, "idle-after", 10*time.Second, "the started relay's -idle-after; idle mode waits this long (plus 3 s) before measuring")
 	flag.IntVar(&cfg.recipients, "recipients", 100, "receiving connections (one queue each)")
+	flag.BoolVar(&cfg.deliver, "deliver", true, "recipients subscribe and acknowledge; false: they stay offline and only the durable sends are measured (a queue holds at most 10 000 messages, so give -recipients enough queues)")
 	flag.IntVar(&cfg.size, "size", 512, "message content size in bytes (padded to the next bucket)")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measuring time")
 	flag.IntVar(&cfg.rate, "rate", 20000, "messages per second in latency mode")

@@ -135,8 +135,10 @@ func runQueues(cfg config) error {
 		if err != nil {
 			return err
 		}
-		if err := c.Subscribe(ctx, q); err != nil {
-			return err
+		if cfg.deliver {
+			if err := c.Subscribe(ctx, q); err != nil {
+				return err
+			}
 		}
 		recipients[i] = recipient{c, q}
 	}
@@ -157,6 +159,9 @@ func runQueues(cfg config) error {
 	work, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, r := range recipients {
+		if !cfg.deliver {
+			break
+		}
 		wg.Add(1)
 		// Acknowledge in batches, as a client does: one signed QueueAck
 		// for every id received within -ack-delay (at most MaxAck).
@@ -272,7 +277,7 @@ func runQueues(cfg config) error {
 	}
 	s50, s99, _ := sent.lat.quantiles()
 	e50, e99, en := e2e.quantiles()
-	fmt.Printf("mode=%s senders=%d window=%d recipients=%d size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.window, cfg.recipients, cfg.size, elapsed.Round(time.Millisecond))
+	fmt.Printf("mode=%s senders=%d window=%d recipients=%d deliver=%v size=%d duration=%v\n", cfg.mode, cfg.senders, cfg.window, cfg.recipients, cfg.deliver, cfg.size, elapsed.Round(time.Millisecond))
 	if cfg.mode == "latency" {
 		fmt.Printf("target rate: %d msg/s\n", cfg.rate)
 	}
