@@ -68,6 +68,8 @@ type state struct {
 	// Spares are KeyPackages this device published in 1:1 conversations
 	// so that contacts can add it to groups.
 	Spares []*spareKeyPackage
+	// Outbox holds answers to contact requests not yet delivered.
+	Outbox []*outboxItem `json:",omitempty"`
 }
 
 type spareKeyPackage struct {
@@ -149,6 +151,11 @@ type Message struct {
 	Expires time.Time `json:"expires,omitzero"`
 	// File describes an attachment.
 	File *FileRef `json:"file,omitempty"`
+	// Notice marks a change to the conversation rather than a message
+	// (Text says which: the disappearing-message timer, a rename).
+	Notice bool `json:"notice,omitempty"`
+	// Conv is the id of the conversation the message is in.
+	Conv string `json:"conversation_id,omitempty"`
 }
 
 func (c *Client) now() time.Time {
@@ -362,6 +369,11 @@ func (c *Client) Verify(name, number string) error {
 	return c.save()
 }
 
+// answerTimeout bounds each request to a relay (one log read, one blob
+// chunk): relays are named by contacts, and one that never answers must
+// not hold a command, or the profile's lock, for ever.
+const answerTimeout = time.Minute
+
 // conn returns the connection to the relay at addr, dialling it the first
 // time. A connection that dropped reconnects in the background; until it
 // has, conn fails rather than let a request wait with the home locked.
@@ -378,7 +390,7 @@ func (c *Client) conn(ctx context.Context, addr string) (*relayclient.Client, er
 	}
 	dctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	rc, err := relayclient.Dial(dctx, addr, relayclient.Options{MaxBackoff: time.Second})
+	rc, err := relayclient.Dial(dctx, addr, relayclient.Options{MaxBackoff: time.Second, AnswerTimeout: answerTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("client: cannot reach relay %s: %v: check that the relay is running and the address is right", addr, err)
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -25,8 +26,16 @@ func (c *Client) SetDisappear(ctx context.Context, cv *Conversation, d time.Dura
 	}
 	pl := c.newPayload("disappear")
 	pl.Timer = d
-	if _, err := c.sendPayload(ctx, cv, g, pl); err != nil {
+	seq, err := c.sendPayload(ctx, cv, g, pl)
+	if err != nil {
 		return err
+	}
+	if d != cv.Disappear {
+		text := "turned disappearing messages off"
+		if d > 0 {
+			text = "set new messages to disappear after " + d.String()
+		}
+		cv.Messages = append(cv.Messages, Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true, Notice: true, Conv: cv.ID})
 	}
 	cv.Disappear = d
 	return c.save()

@@ -33,6 +33,22 @@ type FileRef struct {
 	Parts  []FilePart `json:"parts"`
 }
 
+// check refuses a FileRef that no SendFile makes: another member chose
+// it, and GetFile must not trust its numbers.
+func (f *FileRef) check() error {
+	n := int64(len(f.Parts))
+	switch {
+	case len(f.Key) != 32 || len(f.SHA256) != sha256.Size:
+		return errors.New("client: the attachment's key or checksum has the wrong length")
+	case f.Size < 0 || n != max(1, (f.Size+PartSize-1)/PartSize):
+		return errors.New("client: the attachment's size does not match its parts")
+	}
+	if _, err := relay.ParseAddress(f.Relay); err != nil {
+		return fmt.Errorf("client: the attachment's relay: %w", err)
+	}
+	return nil
+}
+
 // FilePart is one encrypted part: its blob's download capability.
 type FilePart struct {
 	Token relay.ID `json:"token"`
@@ -127,11 +143,17 @@ var ErrFileIntegrity = errors.New("client: the attachment is damaged or was alte
 // outPath, which must not exist: an existing file is never replaced. A
 // partial download is kept in outPath+".part" and resumed.
 func (c *Client) GetFile(ctx context.Context, ref *FileRef, outPath string, progress Progress) error {
+	if err := ref.check(); err != nil {
+		return err
+	}
 	rc, err := c.conn(ctx, ref.Relay)
 	if err != nil {
 		return err
 	}
 	tmp := outPath + ".part"
+	if fi, err := os.Lstat(tmp); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("client: %s is not a regular file: remove it or choose another place", tmp)
+	}
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
@@ -163,7 +185,7 @@ func (c *Client) GetFile(ctx context.Context, ref *FileRef, outPath string, prog
 	for i := have; i < n; i++ {
 		var ct []byte
 		for range 5 {
-			ct, err = rc.Download(ctx, ref.Parts[i].Token)
+			ct, err = rc.DownloadAtMost(ctx, ref.Parts[i].Token, PartSize+16) // a part and its tag
 			if err == nil || !errors.Is(err, relayclient.ErrDisconnected) {
 				break
 			}

@@ -59,6 +59,10 @@ func TestDisappearingMessages(t *testing.T) {
 	if got := texts(b, cvb); got != "a:kept|a:vanishes" {
 		t.Fatalf("b history %q", got)
 	}
+	// Every member is told who changed the timer.
+	if h := b.History(cvb); len(h) != 3 || !h[1].Notice || h[1].Sender != "a" || h[1].Text != "set new messages to disappear after 1m0s" {
+		t.Fatalf("b history %+v: want the timer change between the messages", h)
+	}
 	b.Send(ctx, cvb, "also vanishes")
 	clk.add(2 * time.Minute)
 	mustSync(t, a, b)
@@ -75,10 +79,11 @@ func TestDisappearingMessages(t *testing.T) {
 	if got := texts(b2, cvb2); got != "a:kept" {
 		t.Errorf("b history after reopen %q", got)
 	}
-	// Gone from the store file, not only hidden.
+	// Gone from the store file, not only hidden: the kept message and
+	// the timer's notice stay.
 	raw := b2.st.Convs[0].Messages
-	if len(raw) != 1 {
-		t.Errorf("store keeps %d messages", len(raw))
+	if len(raw) != 2 || !raw[1].Notice {
+		t.Errorf("store keeps %+v", raw)
 	}
 }
 

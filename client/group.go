@@ -13,49 +13,49 @@ import (
 
 // afterSync does what processing the logs asked for: commit pending
 // proposals (a member leaving), publish fresh KeyPackages.
-func (c *Client) afterSync(ctx context.Context) error {
+func (c *Client) afterSync(ctx context.Context, rep *SyncReport) {
 	for id, need := range c.needCommit {
 		cv := c.conv(id)
-		if !need || cv == nil || cv.Removed {
-			continue
+		if need && cv != nil && !cv.Removed {
+			empty := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{}, nil }
+			if err := c.commitIn(ctx, cv, empty); err != nil {
+				rep.fail(cv.Name, err)
+				continue // the next Sync tries again
+			}
 		}
-		g, err := c.group(cv)
-		if err != nil {
-			return err
-		}
-		empty := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{}, nil }
-		if _, _, err := c.commit(ctx, cv, g, empty); err != nil {
-			return err
-		}
+		delete(c.needCommit, id)
 	}
-	clear(c.needCommit)
 	for id, ids := range c.needRemove {
 		cv := c.conv(id)
-		if cv == nil || cv.Removed {
-			continue
+		if cv != nil && !cv.Removed {
+			// Another member may have removed them first.
+			if err := c.commitIn(ctx, cv, c.removeOptions(ids...)); err != nil && !errors.Is(err, errNothingToCommit) {
+				rep.fail(cv.Name, err)
+				continue
+			}
 		}
-		g, err := c.group(cv)
-		if err != nil {
-			return err
-		}
-		// Another member may have removed them first.
-		_, _, err = c.commit(ctx, cv, g, c.removeOptions(ids...))
-		if err != nil && !errors.Is(err, errNothingToCommit) {
-			return err
-		}
+		delete(c.needRemove, id)
 	}
-	clear(c.needRemove)
 	for id := range c.needKeyPackage {
 		cv := c.conv(id)
-		if cv == nil || cv.Removed {
-			continue
+		if cv != nil && !cv.Removed {
+			if err := c.publishKeyPackage(ctx, cv); err != nil {
+				rep.fail(cv.Name, err)
+				continue
+			}
 		}
-		if err := c.publishKeyPackage(ctx, cv); err != nil {
-			return err
-		}
+		delete(c.needKeyPackage, id)
 	}
-	clear(c.needKeyPackage)
-	return nil
+}
+
+// commitIn commits in cv's group with the options build gives.
+func (c *Client) commitIn(ctx context.Context, cv *Conversation, build func(*mls.Group) (mls.CommitOptions, error)) error {
+	g, err := c.group(cv)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.commit(ctx, cv, g, build)
+	return err
 }
 
 // publishKeyPackage sends a fresh KeyPackage to a 1:1 conversation, so
@@ -100,7 +100,7 @@ func (c *Client) contactByConv(cv *Conversation, from []byte) *Contact {
 }
 
 // control handles an application message that is not text.
-func (c *Client) control(cv *Conversation, from []byte, pl *payload, rep *SyncReport) {
+func (c *Client) control(cv *Conversation, seq uint64, from []byte, pl *payload, rep *SyncReport) {
 	switch pl.Type {
 	case "leave":
 		if !cv.Direct {
@@ -129,8 +129,17 @@ func (c *Client) control(cv *Conversation, from []byte, pl *payload, rep *SyncRe
 			c.needKeyPackage[cv.ID] = true
 		}
 	case "disappear":
-		if pl.Timer >= 0 {
+		if pl.Timer >= 0 && pl.Timer != cv.Disappear {
+			// Every member sees who changed the timer: turning it off
+			// must not go unnoticed.
 			cv.Disappear = pl.Timer
+			text := "turned disappearing messages off"
+			if pl.Timer > 0 {
+				text = "set new messages to disappear after " + pl.Timer.String()
+			}
+			msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: text, Sent: pl.Sent, Notice: true, Conv: cv.ID}
+			cv.Messages = append(cv.Messages, msg)
+			rep.New = append(rep.New, msg)
 		}
 	case "rename":
 		if name := cleanName(pl.Text); !cv.Direct && name != "" {

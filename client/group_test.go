@@ -9,10 +9,13 @@ import (
 	"github.com/tainik/tainik/relay/server"
 )
 
+// texts is a conversation's messages, without notices, as sender:text|...
 func texts(c *Client, cv *Conversation) string {
 	var s []string
 	for _, m := range c.History(cv) {
-		s = append(s, m.Sender+":"+m.Text)
+		if !m.Notice {
+			s = append(s, m.Sender+":"+m.Text)
+		}
 	}
 	return strings.Join(s, "|")
 }

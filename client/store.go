@@ -123,7 +123,10 @@ func openVault(home string, passphrase []byte, st any) (*vault, error) {
 		return nil, fmt.Errorf("client: %s is not a Tainik store or is damaged: restore it from a backup", path)
 	}
 	rest := data[len(storeMagic)+saltSize:]
-	if binary.BigEndian.Uint32(rest[4:]) > 4<<20 || binary.BigEndian.Uint32(rest) > 100 {
+	// time, memory (KiB), threads: Argon2id needs time and threads of
+	// at least 1, and a store (or a backup from elsewhere) that asks for
+	// more than 1 GiB or 100 passes is damaged or hostile.
+	if t, m, p := binary.BigEndian.Uint32(rest), binary.BigEndian.Uint32(rest[4:]), rest[8]; t < 1 || t > 100 || m < 8*uint32(p) || m > 1<<20 || p < 1 {
 		return nil, fmt.Errorf("client: %s has unreasonable key derivation parameters: it is damaged", path)
 	}
 	v := &vault{path: path, header: bytes.Clone(data[:headerSize])}
@@ -189,6 +192,13 @@ func (v *vault) save(st any) error {
 	}
 	if err := os.Rename(tmp, v.path); err != nil {
 		return fmt.Errorf("client: write store: %w", err)
+	}
+	// The rename is durable once the directory is: without it a crash
+	// could bring back the previous store, and with it MLS keys already
+	// used. Not every system can sync a directory; that is not an error.
+	if d, err := os.Open(filepath.Dir(v.path)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	v.note(sum)
 	return nil

@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tainik/tainik/mls"
@@ -50,31 +52,125 @@ type SyncReport struct {
 	New         []Message
 	NewConvs    []string
 	// More is set when Sync stopped reading a queue that still holds
-	// messages (a flood of contact requests): Sync again.
+	// messages (a flood of contact requests), or a long log: Sync again.
 	More bool
+	// Failed lists the parts of the Sync that failed (see SyncError).
+	Failed []Failure
 }
 
 // Sync accepts contact requests, completes connections this side asked
-// for, and reads every conversation's log from where it stopped.
+// for, sends answers waiting in the outbox, and reads every
+// conversation's log from where it stopped.
+//
+// A part that fails (a relay that is down or misbehaves, a log that is
+// gone) does not stop the others: what was read is saved and in the
+// report, and the error is a *SyncError naming each failure. Sync tries
+// the failed parts again next time.
 func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
 	rep := new(SyncReport)
 	if err := c.acceptRequests(ctx, rep); err != nil {
-		return rep, err
+		rep.fail("contact requests", err)
 	}
 	if err := c.completeConnects(ctx, rep); err != nil {
-		return rep, err
+		rep.fail("answers to your contact requests", err)
 	}
+	c.flushOutbox(ctx, rep)
 	// Joining a group appends to Convs; the new ones are read too.
 	for i := 0; i < len(c.st.Convs); i++ {
 		if err := c.syncConv(ctx, c.st.Convs[i], rep); err != nil {
-			return rep, err
+			rep.fail(c.st.Convs[i].Name, err)
 		}
 	}
-	if err := c.afterSync(ctx); err != nil {
+	c.afterSync(ctx, rep)
+	c.expire()
+	if err := c.save(); err != nil {
 		return rep, err
 	}
-	c.expire()
-	return rep, c.save()
+	if len(rep.Failed) > 0 {
+		return rep, &SyncError{Failed: rep.Failed}
+	}
+	return rep, nil
+}
+
+// Failure is one part of a Sync that failed.
+type Failure struct {
+	What string // a conversation's name, or what else failed
+	Err  error
+}
+
+// SyncError is returned by Sync when some parts failed; the rest was
+// read and saved, and the report holds it.
+type SyncError struct{ Failed []Failure }
+
+func (e *SyncError) Error() string {
+	var b strings.Builder
+	for i, f := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %v", f.What, f.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the failures' errors, for errors.Is and errors.As.
+func (e *SyncError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+func (r *SyncReport) fail(what string, err error) {
+	r.Failed = append(r.Failed, Failure{what, err})
+}
+
+// outboxKeep is how long an answer to a contact request is retried.
+const outboxKeep = 7 * 24 * time.Hour
+
+// outboxTimeout bounds one attempt to send an answer.
+var outboxTimeout = 15 * time.Second // a variable for the tests
+
+// outboxItem is an answer to a contact request, waiting to reach the
+// requester's relay. MsgID stays the same across attempts, so a retry
+// after a lost answer is not delivered twice.
+type outboxItem struct {
+	Relay   string
+	QueueID relay.ID
+	MsgID   relay.MsgID
+	Payload []byte
+	Until   time.Time
+	For     string // the contact's name, for errors
+}
+
+// flushOutbox sends the waiting answers. One that the relay refuses for
+// good (no such queue), or that has waited outboxKeep, is dropped.
+func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport) {
+	var keep []*outboxItem
+	for _, it := range c.st.Outbox {
+		err := func() error {
+			ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+			defer cancel()
+			rc, err := c.conn(ctx, it.Relay)
+			if err != nil {
+				return err
+			}
+			return rc.Send(ctx, it.QueueID, it.MsgID, it.Payload, nil)
+		}()
+		if err == nil {
+			continue
+		}
+		var re *relay.Error
+		gone := errors.As(err, &re) && (re.Code == relay.CodeNotFound || re.Code == relay.CodeBadPadding || re.Code == relay.CodeQueueLocked)
+		if gone || !c.now().Before(it.Until) {
+			rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
+			continue
+		}
+		rep.fail("answer to "+it.For, fmt.Errorf("will try again: %w", err))
+		keep = append(keep, it)
+	}
+	c.st.Outbox = keep
 }
 
 // receiveRounds bounds the receives of one queue in one Sync.
@@ -185,6 +281,9 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 	if !id.Equal(ed25519.PublicKey(req.Identity)) {
 		return "", &badRequestError{errors.New("client: contact request identity does not match its KeyPackage")}
 	}
+	if _, err := relay.ParseAddress(req.ReplyRelay); err != nil {
+		return "", &badRequestError{err}
+	}
 	name := inv.Name
 	if name == "" {
 		name = fmt.Sprintf("contact-%d", len(c.st.Contacts)+1)
@@ -214,15 +313,10 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 		drop()
 		return "", &badRequestError{err}
 	}
-	rc, err := c.conn(ctx, req.ReplyRelay)
-	if err != nil {
-		drop()
-		return "", err
-	}
-	if err := rc.Send(ctx, req.ReplyID, randomMsgID(), out, nil); err != nil {
-		drop()
-		return "", fmt.Errorf("client: answer contact request: %w", err)
-	}
+	// The answer goes to the requester's relay, which the requester
+	// chose: it is sent from the outbox, so that a relay that is down,
+	// slow or hostile delays only this answer, not the rest of Sync.
+	c.st.Outbox = append(c.st.Outbox, &outboxItem{Relay: req.ReplyRelay, QueueID: req.ReplyID, MsgID: randomMsgID(), Payload: out, Until: c.now().Add(outboxKeep), For: name})
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
 	c.needKeyPackage[cv.ID] = true
 	return name, c.save()
@@ -314,6 +408,7 @@ func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, bui
 		if _, err := g.MergePendingCommit(); err != nil {
 			return nil, 0, fmt.Errorf("client: merge commit: %w", err)
 		}
+		c.checkDirect(cv, g)
 		c.markOwn(cv, seq)
 		if err := c.storeGroup(cv, g); err != nil {
 			return nil, 0, err
@@ -449,6 +544,12 @@ func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *
 	if !found {
 		return errors.New("client: the conversation does not include the inviter")
 	}
+	if c.conv(hex.EncodeToString(g.GroupID())) != nil {
+		return errors.New("client: the answer names a conversation this device has already")
+	}
+	if len(g.Members()) != 2 {
+		return errors.New("client: the answer's conversation does not have exactly two members")
+	}
 	cv := &Conversation{ID: hex.EncodeToString(g.GroupID()), Name: p.Name, Direct: true, Relay: acc.Relay, LogID: acc.LogID, LogToken: acc.LogToken, Next: acc.From}
 	if err := c.storeGroup(cv, g); err != nil {
 		return err
@@ -456,6 +557,7 @@ func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *
 	c.st.Convs = append(c.st.Convs, cv)
 	name := c.uniqueName(p.Name)
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: ed25519.PublicKey(p.InviterIdentity), Conversation: cv.ID})
+	c.checkDirect(cv, g)
 	rep.NewContacts = append(rep.NewContacts, name)
 	c.needKeyPackage[cv.ID] = true
 	return c.save()
@@ -474,8 +576,12 @@ func (c *Client) syncConv(ctx context.Context, cv *Conversation, rep *SyncReport
 	if err != nil {
 		return err
 	}
-	for {
-		ents, err := rc.Read(ctx, cv.log(), cv.Next)
+	for round := 0; ; round++ {
+		if round == readRounds {
+			rep.More = true // a long backlog: the next Sync goes on
+			return nil
+		}
+		ents, err := readLog(ctx, rc, cv.log(), cv.Next)
 		if err != nil {
 			return fmt.Errorf("client: read conversation %s: %w", cv.Name, err)
 		}
@@ -523,7 +629,15 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 		return
 	}
 	if p.Proposal != nil {
-		// A member asked to leave: someone must commit it.
+		// Tainik's clients add and remove members by commits. A
+		// proposal is accepted only for what a member may ask for
+		// itself (its own removal, a fresh leaf key); anything else
+		// would have this device commit a change another member
+		// chose, an Add into a 1:1 for one, and is dropped.
+		if !selfProposal(p) {
+			g.DiscardProposal(p.ProposalRef)
+			return
+		}
 		c.needCommit[cv.ID] = true
 		return
 	}
@@ -541,7 +655,7 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 		}
 	}
 	if pl.Type != "text" {
-		c.control(cv, from, &pl, rep)
+		c.control(cv, e.Seq, from, &pl, rep)
 		return
 	}
 	for _, old := range cv.Messages {
@@ -552,9 +666,30 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 	if !pl.Expires.IsZero() && !c.now().Before(pl.Expires) {
 		return // expired before it was read
 	}
-	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent, Expires: pl.Expires, File: pl.File}
+	if pl.File != nil {
+		if err := pl.File.check(); err != nil {
+			pl.File = nil
+			pl.Text += " [attachment refused: " + strings.TrimPrefix(err.Error(), "client: ") + "]"
+		}
+	}
+	msg := Message{Seq: e.Seq, ID: pl.ID, From: hex.EncodeToString(from), Sender: c.nameOf(from), Text: pl.Text, Sent: pl.Sent, Expires: pl.Expires, File: pl.File, Conv: cv.ID}
 	cv.Messages = append(cv.Messages, msg)
 	rep.New = append(rep.New, msg)
+}
+
+// selfProposal says whether a proposal only concerns its sender: an
+// Update of its own leaf, or a Remove of itself.
+func selfProposal(p *mls.Processed) bool {
+	if p.Sender.Type != mls.SenderMember {
+		return false
+	}
+	switch p.Proposal.Type {
+	case mls.ProposalTypeUpdate:
+		return true
+	case mls.ProposalTypeRemove:
+		return p.Proposal.Remove.Removed == p.Sender.Leaf
+	}
+	return false
 }
 
 // Send sends a text message to a conversation.
@@ -589,7 +724,7 @@ func (c *Client) send(ctx context.Context, cv *Conversation, text string, file *
 	if err != nil {
 		return nil, err
 	}
-	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true, Expires: pl.Expires, File: file}
+	msg := Message{Seq: seq, ID: pl.ID, From: hex.EncodeToString(c.Identity()), Sender: "me", Text: text, Sent: pl.Sent, Mine: true, Expires: pl.Expires, File: file, Conv: cv.ID}
 	cv.Messages = append(cv.Messages, msg)
 	return &msg, c.save()
 }
@@ -690,8 +825,8 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 	if err != nil {
 		return 0, false
 	}
-	for from := cv.Next; ; {
-		ents, err := rc.Read(ctx, cv.log(), from)
+	for from, round := cv.Next, 0; round < readRounds; round++ {
+		ents, err := readLog(ctx, rc, cv.log(), from)
 		if err != nil || len(ents.Entries) == 0 {
 			return 0, false
 		}
@@ -705,6 +840,36 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 			return 0, false
 		}
 	}
+	return 0, false
+}
+
+// readRounds bounds the reads of one log in one Sync (100 entries or 1 MiB
+// each).
+const readRounds = 1000
+
+// errLogAnswer is returned for a relay's answer to LogRead that does not
+// move forward: such a relay would keep a client reading for ever.
+var errLogAnswer = errors.New("client: the relay's log entries are out of order or do not advance: it is misbehaving")
+
+// readLog reads a log from from on and checks that the answer moves
+// forward: entries at or after from, in strictly increasing order, below
+// the largest sequence number, and some if the relay says there are more.
+func readLog(ctx context.Context, rc *relayclient.Client, l relayclient.Log, from uint64) (*relay.LogEntries, error) {
+	ents, err := rc.Read(ctx, l, from)
+	if err != nil {
+		return nil, err
+	}
+	next := from
+	for _, e := range ents.Entries {
+		if e.Seq < next || e.Seq == math.MaxUint64 {
+			return nil, errLogAnswer
+		}
+		next = e.Seq + 1
+	}
+	if ents.More && len(ents.Entries) == 0 {
+		return nil, errLogAnswer
+	}
+	return ents, nil
 }
 
 // refresh commits a fresh UpdatePath in a restored conversation before its

@@ -302,6 +302,22 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 // stay cached.
 func (g *Group) DiscardPendingCommit() { g.pending = nil }
 
+// DiscardProposal drops a received proposal, named by its reference, so
+// that this member's commits do not include it: the application's policy
+// does not allow it (Section 12.2 lets applications add rules to proposal
+// list validation, and Section 12.4 has a committer include only the
+// proposals valid under that policy). It says whether the proposal was
+// cached.
+func (g *Group) DiscardProposal(ref []byte) bool {
+	for i, cp := range g.proposals {
+		if bytes.Equal(cp.ref, ref) {
+			g.proposals = slices.Delete(g.proposals, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
 // HasPendingCommit reports whether a commit is waiting to be merged or
 // discarded.
 func (g *Group) HasPendingCommit() bool { return g.pending != nil }

@@ -241,3 +241,41 @@ func TestPSKProposals(t *testing.T) {
 	a.MergePendingCommit()
 	checkAgree(t, a, b)
 }
+
+// TestDiscardProposal: a proposal the application's policy refuses is
+// dropped from the cache and left out of this member's next commit.
+func TestDiscardProposal(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	cfg := testConfig()
+	alice, bob, eve := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob"), newTestClient(t, cs, "eve")
+	groups := newJoinedGroups(t, cfg, nil, alice, bob)
+	a, b := groups[0], groups[1]
+	kpE, _ := eve.keyPackage(t)
+	prop, err := b.ProposeAdd(kpE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Process(roundTrip(t, prop))
+	if err != nil || p.Proposal == nil {
+		t.Fatalf("Process(proposal) = %+v, %v", p, err)
+	}
+	if !a.DiscardProposal(p.ProposalRef) {
+		t.Fatal("DiscardProposal did not find the cached proposal")
+	}
+	if a.DiscardProposal(p.ProposalRef) {
+		t.Fatal("DiscardProposal found it twice")
+	}
+	out, err := a.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Welcome != nil {
+		t.Fatal("the commit welcomes the discarded Add's member")
+	}
+	if _, err := a.MergePendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.Members()); n != 2 {
+		t.Fatalf("%d members after a commit without the discarded Add", n)
+	}
+}

@@ -101,7 +101,7 @@ func (c *cli) cmdConnect(args []string) error {
 		return err
 	}
 	// The inviter may already have answered; try once.
-	rep, err := cl.Sync(c.ctx)
+	rep, err := c.sync(c.ctx, cl)
 	if err != nil {
 		return err
 	}

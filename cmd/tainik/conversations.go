@@ -45,7 +45,7 @@ func (c *cli) cmdRead(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	rep, err := cl.Sync(c.ctx)
+	rep, err := c.sync(c.ctx, cl)
 	if err != nil {
 		return err
 	}
@@ -78,14 +78,22 @@ func (c *cli) cmdRead(args []string) error {
 		fmt.Fprintln(&sb, human(m))
 	}
 	if c.json {
-		return c.out(map[string]any{"new_contacts": rep.NewContacts, "messages": list}, "")
+		err = c.out(map[string]any{"new_contacts": rep.NewContacts, "messages": list}, "")
+	} else {
+		err = c.out(nil, "%s", sb.String())
 	}
-	return c.out(nil, "%s", sb.String())
+	if err == nil && len(rep.Failed) > 0 {
+		err = errors.New("some of it could not be read (above); run 'tainik read' again later")
+	}
+	return err
 }
 
 // convName names the conversation a new message belongs to.
 func convName(cl *client.Client, m client.Message) string {
 	for _, cv := range cl.Conversations() {
+		if m.Conv != "" && cv.ID != m.Conv {
+			continue // the message id is the sender's choice; the conversation id is not
+		}
 		for _, x := range cv.Messages {
 			if x.ID == m.ID {
 				if cv.Direct {
@@ -140,7 +148,7 @@ func (c *cli) cmdGroup(args []string) error {
 	case "rename":
 		err = cl.Rename(c.ctx, cv, pos[2])
 	case "members":
-		if _, err := cl.Sync(c.ctx); err != nil {
+		if _, err := c.sync(c.ctx, cl); err != nil {
 			return err
 		}
 		ms, err := cl.Members(cv)
@@ -181,6 +189,9 @@ func termSafe(s string) string {
 }
 
 func human(m messageJSON) string {
+	if m.Notice {
+		return fmt.Sprintf("[%s] * %s %s", termSafe(m.Conversation), termSafe(m.Sender), termSafe(m.Text))
+	}
 	s := fmt.Sprintf("[%s] %s: %s", termSafe(m.Conversation), termSafe(m.Sender), termSafe(m.Text))
 	if m.File != nil {
 		s += fmt.Sprintf(" (%d bytes; 'tainik get-file %s %s')", m.File.Size, termSafe(m.Conversation), termSafe(m.File.Name))
@@ -279,7 +290,7 @@ const (
 func (l *listener) warn(format string, args ...any) {
 	if msg := fmt.Sprintf(format, args...); msg != l.warned {
 		l.warned = msg
-		fmt.Fprintf(os.Stderr, "tainik: %s\n", msg)
+		fmt.Fprintf(os.Stderr, "tainik: %s\n", termSafe(msg))
 	}
 }
 
@@ -297,12 +308,15 @@ func (l *listener) sync(ctx context.Context, only string) {
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	more, err := l.c.syncAndPrint(fctx, l.cl, only)
+	var partial *client.SyncError
 	if err != nil {
 		if ctx.Err() == nil {
 			l.warn("fetch failed, trying again every %v: %v", retryAfter, err)
 			l.soon = time.After(retryAfter)
 		}
-		return
+		if !errors.As(err, &partial) {
+			return
+		}
 	}
 	if more {
 		l.soon = time.After(0)
@@ -315,7 +329,9 @@ func (l *listener) sync(ctx context.Context, only string) {
 		l.warn("%v", err)
 		return
 	}
-	l.warned = ""
+	if partial == nil {
+		l.warned = ""
+	}
 }
 
 // lock locks the profile again after a wait. While another process holds
@@ -380,9 +396,13 @@ func (l *listener) wait(ctx context.Context, lines <-chan string) (event, string
 //
 // more says that the relay holds more than one fetch read (a flood of
 // contact requests).
+//
+// A Sync that failed in part prints what it read, then returns its
+// *client.SyncError.
 func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) (more bool, err error) {
 	rep, err := cl.Sync(ctx)
-	if err != nil {
+	var partial *client.SyncError
+	if err != nil && !errors.As(err, &partial) {
 		return false, err
 	}
 	for _, n := range rep.NewContacts {
@@ -401,7 +421,7 @@ func (c *cli) syncAndPrint(ctx context.Context, cl *client.Client, only string) 
 			fmt.Fprintln(c.stdout, human(mj))
 		}
 	}
-	return rep.More, nil
+	return rep.More, err
 }
 
 func (c *cli) cmdChat(args []string) error {

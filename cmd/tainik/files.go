@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tainik/tainik/client"
 )
@@ -51,7 +52,7 @@ func (c *cli) cmdGetFile(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	if _, err := cl.Sync(c.ctx); err != nil {
+	if _, err := c.sync(c.ctx, cl); err != nil {
 		return err
 	}
 	cv, err := cl.FindConversation(pos[0])
@@ -64,7 +65,12 @@ func (c *cli) cmdGetFile(args []string) error {
 	}
 	dest := *out
 	if dest == "" {
+		// The sender chose the name: no directories, and no hidden
+		// file (a .profile, say) that the user would not notice.
 		dest = filepath.Base(ref.Name)
+		if strings.HasPrefix(dest, ".") {
+			dest = "_" + dest
+		}
 	}
 	if _, err := os.Stat(dest); err == nil {
 		return fmt.Errorf("%s exists: choose another place with --out", dest)

@@ -3,7 +3,8 @@
 //	tainik [--home DIR] [--json] COMMAND [ARGS]
 //
 // The passphrase of the local store is read from TAINIK_PASSPHRASE or,
-// if that is unset, from the first line of standard input.
+// if that is unset, from the first line of standard input (without echo
+// when that is a terminal).
 package main
 
 import (
@@ -18,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/tainik/tainik/client"
 )
@@ -68,7 +71,9 @@ type cli struct {
 func main() {
 	c := &cli{stdin: bufio.NewReader(os.Stdin), stdout: os.Stdout, ctx: context.Background()}
 	if err := c.run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "tainik:", strings.TrimPrefix(err.Error(), "client: "))
+		// Errors can carry what others chose (relay addresses, a
+		// relay's message, a file name): shown terminal-safe.
+		fmt.Fprintln(os.Stderr, "tainik:", termSafe(strings.TrimPrefix(err.Error(), "client: ")))
 		os.Exit(1)
 	}
 }
@@ -197,6 +202,15 @@ func (c *cli) passphrase() ([]byte, error) {
 		return []byte(p), nil
 	}
 	fmt.Fprint(os.Stderr, "passphrase: ")
+	if fd := int(os.Stdin.Fd()); c.stdin.Buffered() == 0 && term.IsTerminal(fd) {
+		// Typed at a terminal: not echoed.
+		pw, err := term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+		if err != nil || len(pw) == 0 {
+			return nil, errors.New("no passphrase: type it when asked, or set TAINIK_PASSPHRASE")
+		}
+		return pw, nil
+	}
 	line, err := c.stdin.ReadString('\n')
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" && err != nil {
@@ -226,8 +240,23 @@ func (c *cli) open() (*client.Client, error) {
 // that scripts reading --json see them too.
 func (c *cli) warn(cl *client.Client) {
 	for _, w := range cl.Warnings() {
-		fmt.Fprintf(os.Stderr, "\n!!! WARNING: %s !!!\n\n", w)
+		fmt.Fprintf(os.Stderr, "\n!!! WARNING: %s !!!\n\n", termSafe(w))
 	}
+}
+
+// sync runs Sync for a command that goes on with what it read: the parts
+// that failed are printed as warnings, and the report says which.
+// Only an error that stopped Sync as a whole is returned.
+func (c *cli) sync(ctx context.Context, cl *client.Client) (*client.SyncReport, error) {
+	rep, err := cl.Sync(ctx)
+	var partial *client.SyncError
+	if errors.As(err, &partial) {
+		for _, f := range partial.Failed {
+			fmt.Fprintf(os.Stderr, "tainik: %s: %s\n", termSafe(f.What), termSafe(strings.TrimPrefix(f.Err.Error(), "client: ")))
+		}
+		return rep, nil
+	}
+	return rep, err
 }
 
 func (c *cli) out(v any, human string, a ...any) error {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/tainik/tainik/relay"
 )
@@ -80,6 +81,14 @@ func (c *Client) Upload(ctx context.Context, b Blob, data []byte) (Blob, error) 
 // content is the uploader's to check (the relay cannot read it: it is
 // encrypted, and its digest travels inside MLS).
 func (c *Client) Download(ctx context.Context, token relay.ID) ([]byte, error) {
+	return c.DownloadAtMost(ctx, token, math.MaxUint64)
+}
+
+// DownloadAtMost is Download for a blob the caller knows to be at most max
+// bytes: a larger size, as the relay states it, fails the download before
+// the blob is read (a relay could otherwise make the client hold
+// whatever it sends).
+func (c *Client) DownloadAtMost(ctx context.Context, token relay.ID, max uint64) ([]byte, error) {
 	var out []byte
 	var size uint64
 	for first := true; ; first = false {
@@ -91,6 +100,9 @@ func (c *Client) Download(ctx context.Context, token relay.ID) ([]byte, error) {
 		}
 		if first {
 			size = r.Size
+			if size > max {
+				return nil, fmt.Errorf("relay: the blob is %d bytes, more than the %d expected", size, max)
+			}
 		} else if r.Size != size {
 			return nil, fmt.Errorf("relay: blob size changed from %d to %d during the download", size, r.Size)
 		}

@@ -27,6 +27,10 @@ import (
 // are idempotent by message id, so callers retry.
 var ErrDisconnected = errors.New("relay: disconnected")
 
+// ErrNoAnswer is returned for a request the relay did not answer within
+// Options.AnswerTimeout.
+var ErrNoAnswer = errors.New("relay: no answer from the relay in time")
+
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("relay: client closed")
 
@@ -45,6 +49,11 @@ type Options struct {
 	// NAT that forgot it) and replaced. Default 60 s; negative turns
 	// the pings off.
 	KeepAlive time.Duration
+	// AnswerTimeout bounds the wait for a request's answer once the
+	// request is sent; past it the request fails with ErrNoAnswer (a
+	// relay that accepts requests and never answers would otherwise hold
+	// the caller until its context ends). Zero leaves it to the context.
+	AnswerTimeout time.Duration
 	// PushBuffer is the capacity of the Pushes channel; default 1024.
 	// Pushes that do not fit wait inside the client (up to
 	// MaxPushBacklog bytes), so a consumer may call the client's
@@ -675,6 +684,12 @@ func (c *Client) request(ctx context.Context, on *ws.Conn, build func(nonce []by
 			}
 			return nil, ErrDisconnected
 		}
+		var timeout <-chan time.Time
+		if c.opts.AnswerTimeout > 0 {
+			t := time.NewTimer(c.opts.AnswerTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case r := <-ch:
 			return r.m, r.err
@@ -683,6 +698,11 @@ func (c *Client) request(ctx context.Context, on *ws.Conn, build func(nonce []by
 			delete(c.pending, id)
 			c.mu.Unlock()
 			return nil, ctx.Err()
+		case <-timeout:
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			return nil, ErrNoAnswer
 		}
 	}
 }

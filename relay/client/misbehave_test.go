@@ -5,13 +5,8 @@ package client_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"math/big"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,35 +202,10 @@ func TestCreateLogLongGroupID(t *testing.T) {
 	}
 }
 
-// fakeRelay serves WebSocket connections with a self-signed key, hands
-// each to handle, and returns the relay address and how many connections
-// it accepted.
+// fakeRelay is relaytest.Fake: a relay played by handle.
 func fakeRelay(t *testing.T, handle func(*ws.Conn)) (string, *atomic.Int32) {
 	t.Helper()
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepts := new(atomic.Int32)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wc, err := ws.Accept(w, r, relay.Subprotocol, relay.MaxFrameSize)
-		if err != nil {
-			return
-		}
-		accepts.Add(1)
-		handle(wc)
-	})}
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
-	return "tainik://" + relay.Fingerprint(cert) + "@" + ln.Addr().String(), accepts
+	return relaytest.Fake(t, handle)
 }
 
 // A relay (or middlebox) that completes the handshake and Hello and then
@@ -589,4 +559,29 @@ func twoLogs(t *testing.T, c *client.Client) (a, b client.Log) {
 		t.Fatal(err)
 	}
 	return a, b
+}
+
+// A relay that takes requests and never answers them fails each request
+// after AnswerTimeout instead of holding the caller.
+func TestAnswerTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr, _ := fakeRelay(t, func(wc *ws.Conn) {
+		wc.WriteMessages(time.Now().Add(time.Second), relay.Encode(0, &relay.Hello{}))
+		go func() {
+			for { // read requests, answer none
+				if _, err := wc.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		<-release
+		wc.CloseNow()
+	})
+	c := mustDial(t, addr, client.Options{AnswerTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := c.CreateBlob(context.Background(), 1, [32]byte{})
+	if !errors.Is(err, client.ErrNoAnswer) || time.Since(start) > 3*time.Second {
+		t.Fatalf("CreateBlob = %v after %v; want ErrNoAnswer after 200 ms", err, time.Since(start))
+	}
 }

@@ -1,0 +1,332 @@
+package client
+
+// Tests of the client against hostile peers: invitation holders,
+// contacts, group members and relays that misbehave.
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tainik/tainik/internal/relaytest"
+	"github.com/tainik/tainik/mls"
+	"github.com/tainik/tainik/relay"
+	"github.com/tainik/tainik/relay/server"
+	"github.com/tainik/tainik/relay/ws"
+)
+
+// fakeRelay serves the relay protocol on a loopback port with a fresh
+// key and answers each request with answer's result (nil: no answer at
+// all). It returns the relay's address.
+func fakeRelay(t *testing.T, answer func(relay.Message) relay.Message) string {
+	t.Helper()
+	addr, _ := relaytest.Fake(t, func(wc *ws.Conn) {
+		wc.WriteMessages(time.Now().Add(time.Second), relay.Encode(0, &relay.Hello{}))
+		for {
+			f, err := wc.ReadMessage()
+			if err != nil {
+				return
+			}
+			id, m, err := relay.Decode(f)
+			if err != nil {
+				return
+			}
+			if out := answer(m); out != nil {
+				if wc.WriteMessages(time.Now().Add(5*time.Second), relay.Encode(id, out)) != nil {
+					return
+				}
+			}
+		}
+	})
+	return addr
+}
+
+// sendRequest sends a contact request from m to inv whose answer should
+// go to replyRelay.
+func sendRequest(t *testing.T, m *Client, inv *Invitation, replyRelay string) {
+	t.Helper()
+	ctx := context.Background()
+	kp, _, err := mls.NewKeyPackage(suite, deviceCredential(m.ident, m.sig.PublicKey()), m.sig, mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpb, _ := kp.Marshal()
+	_, pub := newX25519()
+	req := contactRequest{Identity: m.Identity(), KeyPackage: kpb, ReplyRelay: replyRelay, ReplyID: relay.ID{1}, ReplyKey: pub}
+	sealed, err := sealTo(inv.RequestKey, "tainik contact request v1", mustJSON(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := m.conn(ctx, inv.Relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Send(ctx, inv.SenderID, randomMsgID(), sealed, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A contact request whose answer cannot be delivered (a malformed reply
+// address, a relay that is down, one that never answers) affects only
+// that answer: the inviter's other conversations are read, and Sync ends.
+func TestBadReplyRelayDoesNotWedgeInviter(t *testing.T) {
+	defer func(d time.Duration) { outboxTimeout = d }(outboxTimeout)
+	outboxTimeout = time.Second
+	ctx := context.Background()
+	news, b, _ := pair(t, server.Config{})
+	m, _ := newUser(t, news.Relay())
+	inv, err := news.ContactAddress(ctx, "source", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := fakeRelay(t, func(relay.Message) relay.Message { return nil })
+	sendRequest(t, m, inv, "tainik://\x1b]0;PWNED\x07@127.0.0.1:1") // malformed: dropped
+	sendRequest(t, m, inv, silent)                                  // never answers: retried
+	cvb, _ := b.FindConversation("a")
+	if _, err := b.Send(ctx, cvb, "urgent tip"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rep, err := news.Sync(ctx)
+	var partial *SyncError
+	if !errors.As(err, &partial) {
+		t.Fatalf("Sync = %v, want a SyncError for the undeliverable answer", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Sync took %v", d)
+	}
+	if len(rep.New) != 1 || rep.New[0].Text != "urgent tip" {
+		t.Fatalf("Sync read %+v; want b's message despite the bad requests", rep.New)
+	}
+	if len(news.st.Outbox) != 1 || len(rep.NewContacts) != 1 {
+		t.Fatalf("outbox %d, new contacts %q: want the well-formed request accepted and its answer kept", len(news.st.Outbox), rep.NewContacts)
+	}
+	if strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("the malformed address reached the error: %q", err)
+	}
+}
+
+// A contact's group invitation that names a log the relay does not have
+// fails that conversation only.
+func TestBadGroupLogDoesNotWedge(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	mustSync(t, b) // b reads a's spare KeyPackage
+	ct, _ := b.Contact("a")
+	gcv, err := b.CreateGroup(ctx, "evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := b.group(gcv)
+	kp, _ := mls.UnmarshalKeyPackage(ct.KeyPackage)
+	welcome, from, err := b.commit(ctx, gcv, g, addOptions(kp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := b.conv(ct.Conversation)
+	dg, _ := b.group(direct)
+	pl := b.newPayload("group-invite")
+	pl.Invite = &contactAccept{Identity: b.Identity(), Welcome: welcome, Relay: gcv.Relay, LogID: relay.ID{0xee}, LogToken: gcv.LogToken, From: from, Name: "evil"}
+	if _, err := b.sendPayload(ctx, direct, dg, pl); err != nil {
+		t.Fatal(err)
+	}
+	a.Sync(ctx) // joins "evil", whose log is not there
+	if _, err := b.Send(ctx, direct, "later message"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Sync(ctx)
+	var partial *SyncError
+	if !errors.As(err, &partial) || len(partial.Failed) != 1 || partial.Failed[0].What != "evil" {
+		t.Fatalf("Sync = %v; want one failure, for the group", err)
+	}
+	if len(rep.New) != 1 || rep.New[0].Text != "later message" {
+		t.Fatalf("Sync read %+v; want b's later message", rep.New)
+	}
+}
+
+// A relay that answers LogRead without moving forward is an error, not
+// an endless loop.
+func TestRelayThatDoesNotAdvance(t *testing.T) {
+	a, _, _ := pair(t, server.Config{})
+	var reads atomic.Int64
+	cva, _ := a.FindConversation("b")
+	cva.Relay = fakeRelay(t, func(m relay.Message) relay.Message {
+		if _, ok := m.(*relay.LogRead); ok {
+			reads.Add(1)
+			return &relay.LogEntries{More: true, Entries: []relay.LogEntry{{Seq: 0, Message: []byte{0}}}}
+		}
+		return &relay.ErrorFrame{Code: relay.CodeInternal}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := a.Sync(ctx)
+	if !errors.Is(err, errLogAnswer) || reads.Load() > 10 {
+		t.Fatalf("Sync = %v after %d reads; want errLogAnswer at once", err, reads.Load())
+	}
+}
+
+// An inviter's answer whose group has the id of a conversation the
+// newcomer already has is refused.
+func TestJoinRefusesKnownGroupID(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	mustSync(t, a)
+	ga, err := a.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pendingState{Name: "b2", InviterIdentity: b.Identity()}
+	kp, secrets, _ := mls.NewKeyPackage(suite, deviceCredential(a.ident, a.sig.PublicKey()), a.sig, mls.KeyPackageOptions{})
+	p.KeyPackage, _ = kp.Marshal()
+	p.Secrets, _ = secrets.Bytes()
+	replyPriv, replyPub := newX25519()
+	p.ReplyKey = replyPriv
+	gid := mustHex(t, ga.ID)
+	bkp, bsec, _ := mls.NewKeyPackage(suite, deviceCredential(b.ident, b.sig.PublicKey()), b.sig, mls.KeyPackageOptions{})
+	g, err := mls.NewGroup(mlsConfig, gid, bkp, bsec, b.sig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := g.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	welcome, _ := out.Welcome.Marshal()
+	sealed, _ := sealTo(replyPub, "tainik contact accept v1", mustJSON(contactAccept{Identity: b.Identity(), Welcome: welcome, Relay: b.Relay(), From: 1}))
+	padded, _ := relay.Pad(sealed)
+	if err := a.join(ctx, p, padded, new(SyncReport)); err == nil {
+		t.Fatal("join accepted a group with the id of an existing conversation")
+	}
+	if n := len(a.st.Convs); n != 2 {
+		t.Fatalf("%d conversations after a refused join", n)
+	}
+}
+
+// A contact's attachment with numbers no SendFile makes is refused when
+// it arrives and by GetFile, and a relay announcing a blob larger than a
+// part cannot make GetFile hold it.
+func TestHostileAttachments(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	cvb, _ := b.FindConversation("a")
+	if _, err := b.send(ctx, cvb, "file x", &FileRef{Name: "x", Key: []byte{1}, Relay: b.Relay(), Parts: []FilePart{{}}}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	cva, _ := a.FindConversation("b")
+	if _, err := a.FindFile(cva, "x"); err == nil {
+		t.Error("a malformed attachment was kept")
+	}
+	if h := texts(a, cva); !strings.Contains(h, "attachment refused") {
+		t.Errorf("history %q does not say the attachment was refused", h)
+	}
+
+	var asked atomic.Int64
+	huge := fakeRelay(t, func(m relay.Message) relay.Message {
+		if g, ok := m.(*relay.BlobGet); ok {
+			asked.Add(1)
+			return &relay.BlobData{Size: 1 << 40, Data: make([]byte, relay.MaxChunk)[:min(relay.MaxChunk, int(g.Max))]}
+		}
+		return &relay.ErrorFrame{Code: relay.CodeInternal}
+	})
+	ref := &FileRef{Name: "y", Size: 10, Key: make([]byte, 32), SHA256: make([]byte, 32), Relay: huge, Parts: []FilePart{{Size: 26}}}
+	err := a.GetFile(ctx, ref, filepath.Join(t.TempDir(), "y"), nil)
+	if err == nil || asked.Load() != 1 {
+		t.Fatalf("GetFile from a relay announcing 1 TiB: %v after %d requests", err, asked.Load())
+	}
+}
+
+// A contact's proposal to add someone to the 1:1 is not committed by the
+// victim's client; a member's own removal would be.
+func TestForeignProposalNotCommitted(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	eve, _ := newUser(t, a.Relay())
+	ekp, _, _ := mls.NewKeyPackage(suite, deviceCredential(eve.ident, eve.sig.PublicKey()), eve.sig, mls.KeyPackageOptions{})
+	mustSync(t, b)
+	cvb, _ := b.FindConversation("a")
+	g, _ := b.group(cvb)
+	msg, err := g.ProposeAdd(ekp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := msg.Marshal()
+	b.storeGroup(cvb, g)
+	rc, _ := b.conn(ctx, cvb.Relay)
+	seq, _, err := rc.Append(ctx, cvb.log(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.markOwn(cvb, seq)
+	mustSync(t, a)
+	cva, _ := a.FindConversation("b")
+	if _, err := a.Send(ctx, cva, "still private?"); err != nil {
+		t.Fatal(err)
+	}
+	if members, _ := a.Members(cva); len(members) != 2 {
+		t.Fatalf("members of the 1:1 after b's Add proposal: %v", members)
+	}
+}
+
+// A group message whose id equals a 1:1 message's is still shown in the
+// group: messages carry their conversation's id.
+func TestMessageKeepsItsConversation(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	mustSync(t, a)
+	ga, _ := a.CreateGroup(ctx, "team")
+	if err := a.AddMember(ctx, ga, "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	gb, _ := b.FindConversation("team")
+	cva, _ := a.FindConversation("b")
+	priv, _ := a.Send(ctx, cva, "private")
+	mustSync(t, b)
+	gg, _ := b.group(gb)
+	pl := b.newPayload("text")
+	pl.ID = priv.ID
+	pl.Text = "said in the group"
+	if _, err := b.sendPayload(ctx, gb, gg, pl); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Sync(ctx)
+	if err != nil || len(rep.New) != 1 || rep.New[0].Conv != ga.ID {
+		t.Fatalf("Sync = %+v, %v; want the group message with the group's id", rep.New, err)
+	}
+}
+
+// A store or backup whose key derivation parameters Argon2id cannot use
+// is refused, not a panic.
+func TestCraftedStoreHeaderRefused(t *testing.T) {
+	_, home := newUser(t, "tainik://x@127.0.0.1:1")
+	data, _ := os.ReadFile(storePath(home))
+	for _, off := range []int{0, 8} { // time (first byte of 4 zeroed below), threads
+		bad := append([]byte(nil), data...)
+		if off == 0 {
+			copy(bad[len(storeMagic)+saltSize:], []byte{0, 0, 0, 0})
+		} else {
+			bad[len(storeMagic)+saltSize+off] = 0
+		}
+		path := filepath.Join(t.TempDir(), "backup")
+		os.WriteFile(path, bad, 0o600)
+		if _, err := Restore(filepath.Join(t.TempDir(), "h"), path, []byte("x"), Options{}); err == nil || !strings.Contains(err.Error(), "key derivation") {
+			t.Errorf("header field at %d zeroed: Restore = %v", off, err)
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
