@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tainik/tainik/mls"
 )
@@ -58,6 +59,10 @@ func (c *Client) commitIn(ctx context.Context, cv *Conversation, build func(*mls
 	return err
 }
 
+// maxSpares bounds the KeyPackages this device keeps for group
+// invitations: one per contact is current, older ones are replaced.
+const maxSpares = 1024
+
 // publishKeyPackage sends a fresh KeyPackage to a 1:1 conversation, so
 // that the contact can add this device to groups.
 func (c *Client) publishKeyPackage(ctx context.Context, cv *Conversation) error {
@@ -74,6 +79,9 @@ func (c *Client) publishKeyPackage(ctx context.Context, cv *Conversation) error 
 		return err
 	}
 	c.st.Spares = append(c.st.Spares, &spareKeyPackage{KeyPackage: kpb, Secrets: sb})
+	if n := len(c.st.Spares) - maxSpares; n > 0 {
+		c.st.Spares = slices.Delete(c.st.Spares, 0, n) // the oldest: a contact holds only the latest
+	}
 	if err := c.save(); err != nil {
 		return err
 	}
@@ -153,7 +161,7 @@ func (c *Client) joinGroup(inv *contactAccept) (string, error) {
 	if err != nil || wm.Welcome == nil {
 		return "", errors.New("client: group invitation carries no Welcome")
 	}
-	for _, sp := range c.st.Spares {
+	for i, sp := range c.st.Spares {
 		kp, err := mls.UnmarshalKeyPackage(sp.KeyPackage)
 		if err != nil {
 			continue
@@ -176,6 +184,9 @@ func (c *Client) joinGroup(inv *contactAccept) (string, error) {
 			return "", err
 		}
 		c.st.Convs = append(c.st.Convs, cv)
+		// A KeyPackage is for one use (RFC 9420, Section 10): its init
+		// key goes, so that it cannot open anything later.
+		c.st.Spares = slices.Delete(c.st.Spares, i, i+1)
 		return cv.Name, nil
 	}
 	return "", errors.New("client: no KeyPackage of this device opens the group invitation")

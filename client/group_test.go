@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -170,5 +171,31 @@ func TestListenDropsRemovedGroup(t *testing.T) {
 	case <-wake:
 		t.Fatal("woken by a group b was removed from")
 	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// The spare KeyPackage a group invitation used is deleted: its init key
+// must not open anything later.
+func TestUsedSpareDeleted(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	mustSync(t, b, a) // a holds b's spare
+	ct, _ := a.Contact("b")
+	used := ct.KeyPackage
+	ga, err := a.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddMember(ctx, ga, "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	if _, err := b.FindConversation("team"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range b.st.Spares {
+		if bytes.Equal(sp.KeyPackage, used) {
+			t.Fatal("the KeyPackage the invitation used is still kept")
+		}
 	}
 }
