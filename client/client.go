@@ -594,5 +594,7 @@ func (c *Client) nameOf(id []byte) string {
 			return ct.Name
 		}
 	}
-	return "unknown:" + hex.EncodeToString(id[:6])
+	// 128 bits: a prefix short enough to grind would let one member
+	// pass for another in the history.
+	return "unknown:" + hex.EncodeToString(id[:16])
 }
