@@ -75,6 +75,11 @@ type state struct {
 type spareKeyPackage struct {
 	KeyPackage []byte
 	Secrets    []byte
+	// Conv is the 1:1 conversation it was made for, and Sent whether it
+	// went out there (empty and false in stores from before they were
+	// kept).
+	Conv string `json:",omitempty"`
+	Sent bool   `json:",omitempty"`
 }
 
 type queueState struct {

@@ -14,8 +14,14 @@ import (
 
 // afterSync does what processing the logs asked for: commit pending
 // proposals (a member leaving), publish fresh KeyPackages.
-func (c *Client) afterSync(ctx context.Context, rep *SyncReport) {
+// afterSync does the work the Sync's reads left (commits, removals,
+// KeyPackages), except in conversations whose read failed: that work
+// waits for the next Sync.
+func (c *Client) afterSync(ctx context.Context, rep *SyncReport, failed map[string]bool) {
 	for id, need := range c.needCommit {
+		if failed[id] {
+			continue
+		}
 		cv := c.conv(id)
 		if need && cv != nil && !cv.Removed {
 			empty := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{}, nil }
@@ -27,6 +33,9 @@ func (c *Client) afterSync(ctx context.Context, rep *SyncReport) {
 		delete(c.needCommit, id)
 	}
 	for id, ids := range c.needRemove {
+		if failed[id] {
+			continue
+		}
 		cv := c.conv(id)
 		if cv != nil && !cv.Removed {
 			// Another member may have removed them first.
@@ -38,6 +47,9 @@ func (c *Client) afterSync(ctx context.Context, rep *SyncReport) {
 		delete(c.needRemove, id)
 	}
 	for id := range c.needKeyPackage {
+		if failed[id] {
+			continue
+		}
 		cv := c.conv(id)
 		if cv != nil && !cv.Removed {
 			if err := c.publishKeyPackage(ctx, cv); err != nil {
@@ -59,31 +71,39 @@ func (c *Client) commitIn(ctx context.Context, cv *Conversation, build func(*mls
 	return err
 }
 
-// maxSpares bounds the KeyPackages this device keeps for group
-// invitations: one per contact is current, older ones are replaced.
-const maxSpares = 1024
+// sparesPerConv is how many KeyPackages sent to one contact this device
+// keeps: the contact holds the newest, and an invitation made with the
+// one before may still be on its way.
+const sparesPerConv = 2
 
-// publishKeyPackage sends a fresh KeyPackage to a 1:1 conversation, so
-// that the contact can add this device to groups.
+// publishKeyPackage sends a KeyPackage to a 1:1 conversation, so that the
+// contact can add this device to groups. A KeyPackage made for it and
+// not yet sent (an earlier attempt failed) is sent again rather than a
+// new one made for every attempt.
 func (c *Client) publishKeyPackage(ctx context.Context, cv *Conversation) error {
-	kp, secrets, err := mls.NewKeyPackage(suite, deviceCredential(c.ident, c.sig.PublicKey()), c.sig, mls.KeyPackageOptions{})
-	if err != nil {
-		return err
+	var sp *spareKeyPackage
+	for _, x := range c.st.Spares {
+		if x.Conv == cv.ID && !x.Sent {
+			sp = x
+		}
 	}
-	kpb, err := kp.Marshal()
-	if err != nil {
-		return err
-	}
-	sb, err := secrets.Bytes()
-	if err != nil {
-		return err
-	}
-	c.st.Spares = append(c.st.Spares, &spareKeyPackage{KeyPackage: kpb, Secrets: sb})
-	if n := len(c.st.Spares) - maxSpares; n > 0 {
-		c.st.Spares = slices.Delete(c.st.Spares, 0, n) // the oldest: a contact holds only the latest
-	}
-	if err := c.save(); err != nil {
-		return err
+	if sp == nil {
+		kp, secrets, err := mls.NewKeyPackage(suite, deviceCredential(c.ident, c.sig.PublicKey()), c.sig, mls.KeyPackageOptions{})
+		if err != nil {
+			return err
+		}
+		sp = &spareKeyPackage{Conv: cv.ID}
+		if sp.KeyPackage, err = kp.Marshal(); err != nil {
+			return err
+		}
+		if sp.Secrets, err = secrets.Bytes(); err != nil {
+			return err
+		}
+		// Its secrets are on disk before the KeyPackage leaves.
+		c.st.Spares = append(c.st.Spares, sp)
+		if err := c.save(); err != nil {
+			return err
+		}
 	}
 	if err := c.syncConv(ctx, cv, new(SyncReport)); err != nil {
 		return err
@@ -93,9 +113,31 @@ func (c *Client) publishKeyPackage(ctx context.Context, cv *Conversation) error 
 		return err
 	}
 	pl := c.newPayload("keypackage")
-	pl.KeyPackage = kpb
-	_, err = c.sendPayload(ctx, cv, g, pl)
-	return err
+	pl.KeyPackage = sp.KeyPackage
+	if _, err := c.sendPayload(ctx, cv, g, pl); err != nil {
+		return err
+	}
+	sp.Sent = true
+	c.pruneSpares(cv.ID)
+	return nil
+}
+
+// pruneSpares keeps, of the KeyPackages sent to conv, the newest
+// sparesPerConv, and drops those of conversations this device no longer
+// has.
+func (c *Client) pruneSpares(conv string) {
+	kept := 0
+	for i := len(c.st.Spares) - 1; i >= 0; i-- {
+		x := c.st.Spares[i]
+		drop := x.Conv != "" && c.conv(x.Conv) == nil
+		if x.Conv == conv && x.Sent {
+			kept++
+			drop = kept > sparesPerConv
+		}
+		if drop {
+			c.st.Spares = slices.Delete(c.st.Spares, i, i+1)
+		}
+	}
 }
 
 func (c *Client) contactByConv(cv *Conversation, from []byte) *Contact {
@@ -268,6 +310,10 @@ func (c *Client) AddMember(ctx context.Context, cv *Conversation, contact string
 	if err != nil {
 		return err
 	}
+	// A KeyPackage is for one use (RFC 9420, Section 10): the contact's
+	// device deletes its secrets once this Welcome opens, so a second
+	// group needs the next one it publishes.
+	ct.KeyPackage = nil
 	dg, err := c.group(direct)
 	if err != nil {
 		return err

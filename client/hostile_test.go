@@ -94,9 +94,8 @@ func TestBadReplyRelayDoesNotWedgeInviter(t *testing.T) {
 	}
 	start := time.Now()
 	rep, err := news.Sync(ctx)
-	var partial *SyncError
-	if !errors.As(err, &partial) {
-		t.Fatalf("Sync = %v, want a SyncError for the undeliverable answer", err)
+	if err != nil || len(rep.Waiting) != 1 {
+		t.Fatalf("Sync = %v, waiting %v: want success, with the answer to the silent relay waiting", err, rep.Waiting)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Sync took %v", d)
@@ -107,8 +106,8 @@ func TestBadReplyRelayDoesNotWedgeInviter(t *testing.T) {
 	if len(news.st.Outbox) != 1 || len(rep.NewContacts) != 1 {
 		t.Fatalf("outbox %d, new contacts %q: want the well-formed request accepted and its answer kept", len(news.st.Outbox), rep.NewContacts)
 	}
-	if strings.Contains(err.Error(), "\x1b") {
-		t.Errorf("the malformed address reached the error: %q", err)
+	if strings.Contains(rep.Waiting[0].Err.Error(), "\x1b") {
+		t.Errorf("the malformed address reached the report: %q", rep.Waiting[0].Err)
 	}
 }
 
@@ -242,38 +241,6 @@ func TestHostileAttachments(t *testing.T) {
 	}
 }
 
-// A contact's proposal to add someone to the 1:1 is not committed by the
-// victim's client; a member's own removal would be.
-func TestForeignProposalNotCommitted(t *testing.T) {
-	ctx := context.Background()
-	a, b, _ := pair(t, server.Config{})
-	eve, _ := newUser(t, a.Relay())
-	ekp, _, _ := mls.NewKeyPackage(suite, deviceCredential(eve.ident, eve.sig.PublicKey()), eve.sig, mls.KeyPackageOptions{})
-	mustSync(t, b)
-	cvb, _ := b.FindConversation("a")
-	g, _ := b.group(cvb)
-	msg, err := g.ProposeAdd(ekp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := msg.Marshal()
-	b.storeGroup(cvb, g)
-	rc, _ := b.conn(ctx, cvb.Relay)
-	seq, _, err := rc.Append(ctx, cvb.log(), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.markOwn(cvb, seq)
-	mustSync(t, a)
-	cva, _ := a.FindConversation("b")
-	if _, err := a.Send(ctx, cva, "still private?"); err != nil {
-		t.Fatal(err)
-	}
-	if members, _ := a.Members(cva); len(members) != 2 {
-		t.Fatalf("members of the 1:1 after b's Add proposal: %v", members)
-	}
-}
-
 // A group message whose id equals a 1:1 message's is still shown in the
 // group: messages carry their conversation's id.
 func TestMessageKeepsItsConversation(t *testing.T) {
@@ -329,4 +296,133 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A contact's proposal to add someone to the 1:1 is declined by the
+// victim's client: its own commits leave it out and it can still send.
+// When the contact then commits the proposal itself, the commit is
+// processed and raises the key-change alarm, rather than leaving this
+// device behind silently.
+func TestForeignProposal(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	eve, _ := newUser(t, a.Relay())
+	ekp, _, _ := mls.NewKeyPackage(suite, deviceCredential(eve.ident, eve.sig.PublicKey()), eve.sig, mls.KeyPackageOptions{})
+	mustSync(t, b, a)
+	cvb, _ := b.FindConversation("a")
+	g, _ := b.group(cvb)
+	msg, err := g.ProposeAdd(ekp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := msg.Marshal()
+	rc, _ := b.conn(ctx, cvb.Relay)
+	seq, _, err := rc.Append(ctx, cvb.log(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.markOwn(cvb, seq)
+	b.storeGroup(cvb, g)
+
+	mustSync(t, a) // a declines it
+	cva, _ := a.FindConversation("b")
+	if _, err := a.Send(ctx, cva, "still private?"); err != nil {
+		t.Fatal(err)
+	}
+	if members, _ := a.Members(cva); len(members) != 2 {
+		t.Fatalf("members of the 1:1 after b's Add proposal: %v", members)
+	}
+
+	mustSync(t, b)
+	g, _ = b.group(cvb)
+	empty := func(*mls.Group) (mls.CommitOptions, error) { return mls.CommitOptions{}, nil }
+	if _, _, err := b.commit(ctx, cvb, g, empty); err != nil { // includes the Add by reference
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	ga, _ := a.group(cva)
+	if ga.Epoch() != g.Epoch() {
+		t.Fatalf("a at epoch %d, b at %d: a fell out of the conversation", ga.Epoch(), g.Epoch())
+	}
+	if len(a.Warnings()) == 0 {
+		t.Fatal("no key-change warning after a stranger was added to the 1:1")
+	}
+	if _, err := a.Send(ctx, cva, "hello?"); err == nil {
+		t.Fatal("sending into the 1:1 with a stranger in it was allowed")
+	}
+}
+
+// A second group invitation sent before the contact published a new
+// KeyPackage is refused at the inviter, not lost at the invitee (each
+// KeyPackage opens one Welcome).
+func TestKeyPackageUsedOnce(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := pair(t, server.Config{})
+	mustSync(t, b, a)
+	one, _ := a.CreateGroup(ctx, "one")
+	two, _ := a.CreateGroup(ctx, "two")
+	if err := a.AddMember(ctx, one, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddMember(ctx, two, "b"); err == nil || !strings.Contains(err.Error(), "no KeyPackage") {
+		t.Fatalf("second AddMember with the same KeyPackage: %v", err)
+	}
+	mustSync(t, b, a) // b joins "one" and publishes a new KeyPackage
+	if err := a.AddMember(ctx, two, "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	for _, name := range []string{"one", "two"} {
+		if _, err := b.FindConversation(name); err != nil {
+			t.Errorf("b is not in %s: %v", name, err)
+		}
+	}
+}
+
+// Failing to publish a KeyPackage again and again reuses the one made
+// for the first attempt.
+func TestFailedPublishReusesSpare(t *testing.T) {
+	ctx := context.Background()
+	a, _, _ := pair(t, server.Config{})
+	mustSync(t, a)
+	cva, _ := a.FindConversation("b")
+	cva.Relay = fakeRelay(t, func(relay.Message) relay.Message { return &relay.ErrorFrame{Code: relay.CodeInternal} })
+	for range 3 {
+		a.needKeyPackage[cva.ID] = true
+		a.publishKeyPackage(ctx, cva)
+	}
+	unsent := 0
+	for _, sp := range a.st.Spares {
+		if sp.Conv == cva.ID && !sp.Sent {
+			unsent++
+		}
+	}
+	if unsent != 1 {
+		t.Fatalf("%d unsent KeyPackages for one conversation after three failed attempts", unsent)
+	}
+}
+
+// An answer given up for good takes the contact and conversation made
+// for it along, if the requester never wrote there.
+func TestGivenUpAnswerRemovesContact(t *testing.T) {
+	ctx := context.Background()
+	news, _, _ := pair(t, server.Config{})
+	m, _ := newUser(t, news.Relay())
+	inv, err := news.ContactAddress(ctx, "source", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := fakeRelay(t, func(relay.Message) relay.Message { return &relay.ErrorFrame{Code: relay.CodeNotFound} })
+	sendRequest(t, m, inv, gone)
+	rep, err := news.Sync(ctx)
+	var partial *SyncError
+	if !errors.As(err, &partial) || len(rep.NewContacts) != 1 {
+		t.Fatalf("Sync = %+v, %v", rep, err)
+	}
+	if _, err := news.Contact(rep.NewContacts[0]); err == nil {
+		t.Fatal("the contact of an answer given up is still there")
+	}
+	if len(news.st.Outbox) != 0 || len(news.st.Convs) != 1 {
+		t.Fatalf("outbox %d, conversations %d after giving up", len(news.st.Outbox), len(news.st.Convs))
+	}
 }

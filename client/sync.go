@@ -56,6 +56,10 @@ type SyncReport struct {
 	More bool
 	// Failed lists the parts of the Sync that failed (see SyncError).
 	Failed []Failure
+	// Waiting lists work that did not get done this time and is retried
+	// (an answer to a contact request that has not reached the
+	// requester's relay yet); it is not a failure.
+	Waiting []Failure
 }
 
 // Sync accepts contact requests, completes connections this side asked
@@ -69,19 +73,23 @@ type SyncReport struct {
 func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
 	rep := new(SyncReport)
 	if err := c.acceptRequests(ctx, rep); err != nil {
-		rep.fail("contact requests", err)
+		return rep, err // the store could not be saved
 	}
 	if err := c.completeConnects(ctx, rep); err != nil {
-		rep.fail("answers to your contact requests", err)
+		return rep, err
 	}
-	c.flushOutbox(ctx, rep)
 	// Joining a group appends to Convs; the new ones are read too.
+	failed := map[string]bool{}
 	for i := 0; i < len(c.st.Convs); i++ {
 		if err := c.syncConv(ctx, c.st.Convs[i], rep); err != nil {
 			rep.fail(c.st.Convs[i].Name, err)
+			failed[c.st.Convs[i].ID] = true
 		}
 	}
-	c.afterSync(ctx, rep)
+	c.afterSync(ctx, rep, failed)
+	// Last, so that answers waiting on a requester's relay cannot use up
+	// the time the conversations need.
+	c.flushOutbox(ctx, rep)
 	c.expire()
 	if err := c.save(); err != nil {
 		return rep, err
@@ -129,8 +137,14 @@ func (r *SyncReport) fail(what string, err error) {
 // outboxKeep is how long an answer to a contact request is retried.
 const outboxKeep = 7 * 24 * time.Hour
 
-// outboxTimeout bounds one attempt to send an answer.
+// outboxTimeout bounds one attempt to send an answer, and outboxBudget
+// all the attempts of one Sync; maxOutbox bounds the answers waiting.
 var outboxTimeout = 15 * time.Second // a variable for the tests
+
+const (
+	outboxBudget = 20 * time.Second
+	maxOutbox    = 256
+)
 
 // outboxItem is an answer to a contact request, waiting to reach the
 // requester's relay. MsgID stays the same across attempts, so a retry
@@ -142,108 +156,165 @@ type outboxItem struct {
 	Payload []byte
 	Until   time.Time
 	For     string // the contact's name, for errors
+	Conv    string // the conversation made for the requester
 }
 
-// flushOutbox sends the waiting answers. One that the relay refuses for
-// good (no such queue), or that has waited outboxKeep, is dropped.
+// flushOutbox sends the waiting answers, within outboxBudget, trying each
+// relay at most until it fails once. An answer the relay refuses for good
+// (no such queue), or that has waited outboxKeep, is given up; so is the
+// oldest past maxOutbox. A given-up answer's contact and conversation are
+// removed, unless the requester has shown up in it meanwhile.
 func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport) {
+	if len(c.st.Outbox) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, outboxBudget)
+	defer cancel()
 	var keep []*outboxItem
-	for _, it := range c.st.Outbox {
-		err := func() error {
-			ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
-			defer cancel()
-			rc, err := c.conn(ctx, it.Relay)
-			if err != nil {
-				return err
-			}
-			return rc.Send(ctx, it.QueueID, it.MsgID, it.Payload, nil)
-		}()
+	down := map[string]error{}
+	for i, it := range c.st.Outbox {
+		err := down[it.Relay]
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		if err == nil {
-			continue
+			err = func() error {
+				ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+				defer cancel()
+				rc, err := c.conn(ctx, it.Relay)
+				if err != nil {
+					return err
+				}
+				return rc.Send(ctx, it.QueueID, it.MsgID, it.Payload, nil)
+			}()
+			if err == nil {
+				continue
+			}
 		}
 		var re *relay.Error
 		gone := errors.As(err, &re) && (re.Code == relay.CodeNotFound || re.Code == relay.CodeBadPadding || re.Code == relay.CodeQueueLocked)
-		if gone || !c.now().Before(it.Until) {
-			rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
+		if gone || !c.now().Before(it.Until) || len(c.st.Outbox)-i > maxOutbox {
+			c.giveUpAnswer(it, err, rep)
 			continue
 		}
-		rep.fail("answer to "+it.For, fmt.Errorf("will try again: %w", err))
+		if re == nil { // the relay itself failed, not this answer
+			down[it.Relay] = err
+		}
+		rep.Waiting = append(rep.Waiting, Failure{"answer to " + it.For, err})
 		keep = append(keep, it)
 	}
 	c.st.Outbox = keep
 }
 
+// giveUpAnswer drops an answer that cannot be delivered, and the contact
+// and conversation made for it if the requester never wrote there (a
+// given-up answer may also be one that arrived, whose queue the requester
+// then deleted; then the requester has published a KeyPackage).
+func (c *Client) giveUpAnswer(it *outboxItem, err error, rep *SyncReport) {
+	cv := c.conv(it.Conv)
+	if cv == nil {
+		rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
+		return
+	}
+	for _, ct := range c.st.Contacts {
+		if ct.Conversation == cv.ID && ct.KeyPackage != nil {
+			return // the requester is there: the answer did arrive
+		}
+	}
+	for _, m := range cv.Messages {
+		if !m.Mine {
+			return
+		}
+	}
+	c.st.Contacts = slices.DeleteFunc(c.st.Contacts, func(ct *Contact) bool { return ct.Conversation == cv.ID })
+	c.st.Convs = slices.DeleteFunc(c.st.Convs, func(x *Conversation) bool { return x == cv })
+	delete(c.groups, cv.ID)
+	delete(c.needKeyPackage, cv.ID)
+	rep.fail("answer to "+it.For, fmt.Errorf("given up, and the contact removed: %w", err))
+}
+
 // receiveRounds bounds the receives of one queue in one Sync.
 const receiveRounds = 10
 
+// acceptRequests reads every invitation's queue. One that fails (its
+// relay down) is reported and kept; the others are read.
 func (c *Client) acceptRequests(ctx context.Context, rep *SyncReport) error {
 	var keep []*inviteState
 	for _, inv := range c.st.Invites {
-		rc, err := c.conn(ctx, inv.Queue.Relay)
+		ok, err := c.readInvite(ctx, inv, rep)
 		if err != nil {
-			return err
-		}
-		q := inv.Queue.handle()
-		used, gone := false, false
-		// A receive returns at most relay.MaxReceive requests (fewer if
-		// they are large): read until the queue is empty, since the
-		// relay pushed the rest already and will not announce them
-		// again, but at most receiveRounds times, so that a flood of
-		// garbage to a contact address does not hold the profile.
-		more := true
-		for round := 0; more && (!used || inv.Reusable); round++ {
-			if round == receiveRounds {
-				rep.More = true
-				break
+			what := "contact requests"
+			if inv.Name != "" {
+				what = "contact requests for " + inv.Name
 			}
-			msgs, err := rc.Receive(ctx, q)
-			if err != nil {
-				var re *relay.Error
-				if errors.As(err, &re) && re.Code == relay.CodeNotFound {
-					gone = true // expired on the relay
-					break
-				}
-				return fmt.Errorf("client: read contact address: %w", err)
-			}
-			more = len(msgs) > 0
-			for _, m := range msgs {
-				if !used || inv.Reusable {
-					name, err := c.accept(ctx, inv, m.Payload)
-					var bad *badRequestError
-					switch {
-					case err == nil:
-						used = true
-						rep.NewContacts = append(rep.NewContacts, name)
-					case errors.As(err, &bad):
-						// A request that does not open is dropped: anyone
-						// who holds the link can send garbage.
-					default:
-						// The relay failed us: keep the request for the
-						// next sync.
-						c.save()
-						return err
-					}
-				}
-				if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-					return fmt.Errorf("client: acknowledge contact request: %w", err)
-				}
-			}
+			rep.fail(what, err)
+			ok = true
 		}
-		if gone {
-			continue
+		if ok {
+			keep = append(keep, inv)
 		}
-		if used && !inv.Reusable {
-			rc.DeleteQueue(ctx, q)
-			continue
-		}
-		if c.now().After(inv.Expires) {
-			rc.DeleteQueue(ctx, q)
-			continue
-		}
-		keep = append(keep, inv)
 	}
 	c.st.Invites = keep
 	return c.save()
+}
+
+// readInvite accepts the requests waiting on one invitation's queue and
+// says whether the invitation stays (it is reusable and has not expired,
+// or nobody has used it yet).
+func (c *Client) readInvite(ctx context.Context, inv *inviteState, rep *SyncReport) (bool, error) {
+	rc, err := c.conn(ctx, inv.Queue.Relay)
+	if err != nil {
+		return true, err
+	}
+	q := inv.Queue.handle()
+	used := false
+	// A receive returns at most relay.MaxReceive requests (fewer if they
+	// are large): read until the queue is empty, since the relay pushed
+	// the rest already and will not announce them again, but at most
+	// receiveRounds times, so that a flood of garbage to a contact
+	// address does not hold the profile.
+	more := true
+	for round := 0; more && (!used || inv.Reusable); round++ {
+		if round == receiveRounds {
+			rep.More = true
+			break
+		}
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			var re *relay.Error
+			if errors.As(err, &re) && re.Code == relay.CodeNotFound {
+				return false, nil // expired on the relay
+			}
+			return true, fmt.Errorf("client: read contact address: %w", err)
+		}
+		more = len(msgs) > 0
+		for _, m := range msgs {
+			if !used || inv.Reusable {
+				name, err := c.accept(ctx, inv, m.Payload)
+				var bad *badRequestError
+				switch {
+				case err == nil:
+					used = true
+					rep.NewContacts = append(rep.NewContacts, name)
+				case errors.As(err, &bad):
+					// A request that does not open is dropped: anyone
+					// who holds the link can send garbage.
+				default:
+					// This device's relay failed it: the request stays
+					// for the next sync.
+					return true, err
+				}
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return true, fmt.Errorf("client: acknowledge contact request: %w", err)
+			}
+		}
+	}
+	if (used && !inv.Reusable) || c.now().After(inv.Expires) {
+		rc.DeleteQueue(ctx, q)
+		return false, nil
+	}
+	return true, nil
 }
 
 func (c *Client) uniqueName(want string) string {
@@ -316,7 +387,7 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 	// The answer goes to the requester's relay, which the requester
 	// chose: it is sent from the outbox, so that a relay that is down,
 	// slow or hostile delays only this answer, not the rest of Sync.
-	c.st.Outbox = append(c.st.Outbox, &outboxItem{Relay: req.ReplyRelay, QueueID: req.ReplyID, MsgID: randomMsgID(), Payload: out, Until: c.now().Add(outboxKeep), For: name})
+	c.st.Outbox = append(c.st.Outbox, &outboxItem{Relay: req.ReplyRelay, QueueID: req.ReplyID, MsgID: randomMsgID(), Payload: out, Until: c.now().Add(outboxKeep), For: name, Conv: cv.ID})
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
 	c.needKeyPackage[cv.ID] = true
 	return name, c.save()
@@ -394,12 +465,16 @@ func (c *Client) commit(ctx context.Context, cv *Conversation, g *mls.Group, bui
 			}
 			continue
 		}
-		if errors.Is(err, relayclient.ErrDisconnected) {
-			// The commit may have landed before the connection dropped;
-			// discarding it then would leave this member behind.
-			if s, ok := c.findAppended(ctx, cv, msg); ok {
+		if sent(err) {
+			// The commit may have landed although its answer did not
+			// arrive; discarding it then would leave this member
+			// behind for good. The search gets its own time, as the
+			// caller's may be what ran out.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), findTimeout)
+			if s, ok := c.findAppended(fctx, cv, msg); ok {
 				seq, err = s, nil
 			}
+			cancel()
 		}
 		if err != nil {
 			g.DiscardPendingCommit()
@@ -466,44 +541,57 @@ func (c *Client) markOwn(cv *Conversation, seq uint64) {
 	cv.Own = append(cv.Own, seq)
 }
 
+// completeConnects reads the reply queue of every contact request this
+// device sent. One that fails is reported and kept; the others are read.
 func (c *Client) completeConnects(ctx context.Context, rep *SyncReport) error {
 	var keep []*pendingState
 	for _, p := range c.st.Pending {
-		rc, err := c.conn(ctx, p.Queue.Relay)
+		done, err := c.readReply(ctx, p, rep)
 		if err != nil {
-			return err
+			rep.fail("answer from "+p.Name, err)
 		}
-		q := p.Queue.handle()
-		done, more := false, true
-		for round := 0; more && !done; round++ {
-			if round == receiveRounds {
-				rep.More = true
-				break
-			}
-			msgs, err := rc.Receive(ctx, q)
-			if err != nil {
-				return fmt.Errorf("client: read reply queue: %w", err)
-			}
-			more = len(msgs) > 0
-			for _, m := range msgs {
-				if !done {
-					if err := c.join(ctx, p, m.Payload, rep); err == nil {
-						done = true
-					}
-				}
-				if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-					return fmt.Errorf("client: acknowledge reply: %w", err)
-				}
-			}
+		if !done {
+			keep = append(keep, p)
 		}
-		if done {
-			rc.DeleteQueue(ctx, q)
-			continue
-		}
-		keep = append(keep, p)
 	}
 	c.st.Pending = keep
 	return c.save()
+}
+
+// readReply reads one reply queue and says whether the connection is
+// complete (the answer opened, and the queue is deleted).
+func (c *Client) readReply(ctx context.Context, p *pendingState, rep *SyncReport) (bool, error) {
+	rc, err := c.conn(ctx, p.Queue.Relay)
+	if err != nil {
+		return false, err
+	}
+	q := p.Queue.handle()
+	done, more := false, true
+	for round := 0; more && !done; round++ {
+		if round == receiveRounds {
+			rep.More = true
+			break
+		}
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			return false, fmt.Errorf("client: read reply queue: %w", err)
+		}
+		more = len(msgs) > 0
+		for _, m := range msgs {
+			if !done {
+				if err := c.join(ctx, p, m.Payload, rep); err == nil {
+					done = true
+				}
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return done, fmt.Errorf("client: acknowledge reply: %w", err)
+			}
+		}
+	}
+	if done {
+		rc.DeleteQueue(ctx, q)
+	}
+	return done, nil
 }
 
 func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *SyncReport) error {
@@ -635,7 +723,7 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 		// would have this device commit a change another member
 		// chose, an Add into a 1:1 for one, and is dropped.
 		if !selfProposal(p) {
-			g.DiscardProposal(p.ProposalRef)
+			g.DeclineProposal(p.ProposalRef)
 			return
 		}
 		c.needCommit[cv.ID] = true
@@ -769,6 +857,16 @@ func (c *Client) sendPayload(ctx context.Context, cv *Conversation, g *mls.Group
 		ttl = pl.Expires.Sub(pl.Sent)
 	}
 	seq, _, err := rc.AppendExpiring(ctx, cv.log(), data, ttl)
+	if sent(err) {
+		// It may have landed: look before saying it did not, or the
+		// user sends it twice (and this device would read its own
+		// message as another's).
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), findTimeout)
+		if s, ok := c.findAppended(fctx, cv, data); ok {
+			seq, err = s, nil
+		}
+		cancel()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("client: send: %w", err)
 	}
@@ -841,6 +939,19 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 		}
 	}
 	return 0, false
+}
+
+// findTimeout bounds the search for an append whose answer was lost.
+const findTimeout = 30 * time.Second
+
+// sent says whether err leaves it open that a request reached the relay
+// and was carried out: the connection dropped, the answer did not come in
+// time, or the caller's context ended while waiting for it.
+func sent(err error) bool {
+	var re *relay.Error
+	return err != nil && !errors.As(err, &re) &&
+		(errors.Is(err, relayclient.ErrDisconnected) || errors.Is(err, relayclient.ErrNoAnswer) ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled))
 }
 
 // readRounds bounds the reads of one log in one Sync (100 entries or 1 MiB

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -146,6 +147,9 @@ type cachedProposal struct {
 	ref      []byte
 	proposal *Proposal
 	sender   Sender
+	// declined is set by DeclineProposal: this member does not commit
+	// it, but resolves it in another member's commit.
+	declined bool
 }
 
 // Member is one member of a group, as Members lists it.
@@ -430,10 +434,12 @@ func (g *Group) Encrypt(data, authenticatedData []byte) (*MLSMessage, error) {
 		// the receivers are about to retire.
 		return nil, errors.New("mls: a commit is pending; merge or discard it before sending application data")
 	}
-	if len(g.proposals) > 0 {
-		// Section 12.4: a member that has observed proposals in the
-		// epoch must commit before sending application data, so that,
-		// for example, members whose removal was proposed are removed.
+	if slices.ContainsFunc(g.proposals, func(cp *cachedProposal) bool { return !cp.declined }) {
+		// Section 12.4: a member that has observed valid proposals in
+		// the epoch must commit before sending application data, so
+		// that, for example, members whose removal was proposed are
+		// removed. A declined proposal is not valid under the
+		// application's policy.
 		return nil, ErrProposalsPending
 	}
 	ac := &AuthenticatedContent{

@@ -160,7 +160,7 @@ func (g *Group) chooseProposals(opts CommitOptions) ([]committedProposal, []Prop
 		removed[l] = true
 	}
 	for _, cp := range g.proposals {
-		if cp.proposal.Type == ProposalTypeRemove {
+		if cp.proposal.Type == ProposalTypeRemove && !cp.declined {
 			removed[cp.proposal.Remove.Removed] = true
 		}
 	}
@@ -169,6 +169,9 @@ func (g *Group) chooseProposals(opts CommitOptions) ([]committedProposal, []Prop
 	gce := opts.GroupContextExtensions != nil
 	var reinit *cachedProposal
 	for _, cp := range g.proposals {
+		if cp.declined {
+			continue
+		}
 		switch cp.proposal.Type {
 		case ProposalTypeUpdate:
 			l := cp.sender.Leaf
@@ -302,18 +305,18 @@ func (g *Group) MergePendingCommit() (*CommitResult, error) {
 // stay cached.
 func (g *Group) DiscardPendingCommit() { g.pending = nil }
 
-// DiscardProposal drops a received proposal, named by its reference, so
-// that this member's commits do not include it: the application's policy
-// does not allow it (Section 12.2 lets applications add rules to proposal
-// list validation, and Section 12.4 has a committer include only the
-// proposals valid under that policy). It says whether the proposal was
-// cached.
-func (g *Group) DiscardProposal(ref []byte) bool {
-	for i, cp := range g.proposals {
-		if bytes.Equal(cp.ref, ref) {
-			g.proposals = slices.Delete(g.proposals, i, i+1)
-			return true
-		}
+// DeclineProposal marks a received proposal, named by its reference, as
+// one the application's policy does not allow this member to commit
+// (Section 12.2 lets applications add rules to proposal list validation,
+// and Section 12.4 has a committer include the proposals valid under that
+// policy). This member's commits leave it out, and it no longer holds
+// back application data; a commit by another member that includes it is
+// still processed, so the application sees what that commit changed. It
+// says whether the proposal was cached.
+func (g *Group) DeclineProposal(ref []byte) bool {
+	if cp := g.findProposal(ref); cp != nil {
+		cp.declined = true
+		return true
 	}
 	return false
 }

@@ -242,9 +242,11 @@ func TestPSKProposals(t *testing.T) {
 	checkAgree(t, a, b)
 }
 
-// TestDiscardProposal: a proposal the application's policy refuses is
-// dropped from the cache and left out of this member's next commit.
-func TestDiscardProposal(t *testing.T) {
+// TestDeclineProposal: a proposal the application's policy refuses is
+// left out of this member's commits and does not hold back application
+// data, also after the state is saved and restored; another member's
+// commit that includes it is still processed.
+func TestDeclineProposal(t *testing.T) {
 	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
 	cfg := testConfig()
 	alice, bob, eve := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob"), newTestClient(t, cs, "eve")
@@ -259,23 +261,68 @@ func TestDiscardProposal(t *testing.T) {
 	if err != nil || p.Proposal == nil {
 		t.Fatalf("Process(proposal) = %+v, %v", p, err)
 	}
-	if !a.DiscardProposal(p.ProposalRef) {
-		t.Fatal("DiscardProposal did not find the cached proposal")
+	if _, err := a.Encrypt([]byte("x"), nil); err != ErrProposalsPending {
+		t.Fatalf("Encrypt with a proposal pending = %v", err)
 	}
-	if a.DiscardProposal(p.ProposalRef) {
-		t.Fatal("DiscardProposal found it twice")
+	if !a.DeclineProposal(p.ProposalRef) {
+		t.Fatal("DeclineProposal did not find the cached proposal")
 	}
+	st, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := RestoreGroup(cfg, st, alice.sigKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Group{a, a2} {
+		if _, err := g.Encrypt([]byte("x"), nil); err != nil {
+			t.Fatalf("Encrypt after declining the only proposal: %v", err)
+		}
+	}
+	// a's own commit leaves it out.
 	out, err := a.Commit(CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out.Welcome != nil {
-		t.Fatal("the commit welcomes the discarded Add's member")
+		t.Fatal("the commit welcomes the declined Add's member")
 	}
-	if _, err := a.MergePendingCommit(); err != nil {
+	// b's commit, which includes it by reference, is still processed.
+	bout, err := b.Commit(CommitOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(a.Members()); n != 2 {
-		t.Fatalf("%d members after a commit without the discarded Add", n)
+	res, err := a2.Process(roundTrip(t, bout.Commit))
+	if err != nil {
+		t.Fatalf("processing another member's commit of a declined proposal: %v", err)
+	}
+	if res.Commit == nil || len(a2.Members()) != 3 {
+		t.Fatalf("after b's commit: %d members", len(a2.Members()))
+	}
+}
+
+// A version 1 state (saved before declined proposals were kept) restores.
+func TestRestoreStateVersion1(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	cfg := testConfig()
+	alice, bob := newTestClient(t, cs, "alice"), newTestClient(t, cs, "bob")
+	a := newJoinedGroups(t, cfg, nil, alice, bob)[0]
+	st, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Version 2 ends with an empty vector of declined proposals: one
+	// zero length byte (the MLS varint of 0). Version 1 has none.
+	if st[len(st)-1] != 0 {
+		t.Fatalf("state ends with %x, want an empty vector", st[len(st)-1])
+	}
+	v1 := append([]byte{0, 1}, st[2:len(st)-1]...)
+	g, err := RestoreGroup(cfg, v1, alice.sigKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Epoch() != a.Epoch() || len(g.Members()) != 2 {
+		t.Fatal("the version 1 state restored differently")
 	}
 }

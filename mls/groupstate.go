@@ -18,8 +18,10 @@ import (
 // epoch, the past-epoch window and recent resumption PSKs. The long-term
 // signature key is stored apart and given back to RestoreGroup.
 
-// groupStateVersion is the format version MarshalState writes.
-const groupStateVersion = 1
+// groupStateVersion is the format version MarshalState writes. Version 2
+// adds the references of declined proposals after the status; version 1
+// states (without them) are still read.
+const groupStateVersion = 2
 
 // MarshalState encodes the group's state. It refuses while a commit is
 // pending: merge or discard it first, so that a restored group does not
@@ -95,6 +97,13 @@ func (g *Group) MarshalState() ([]byte, error) {
 			status = 2
 		}
 		b.AddUint8(status)
+		addVector(b, func(b *cryptobyte.Builder) {
+			for _, cp := range g.proposals {
+				if cp.declined {
+					addOpaque(b, cp.ref)
+				}
+			}
+		})
 	})
 }
 
@@ -112,8 +121,8 @@ func RestoreGroup(cfg Config, data []byte, sigKey *SignaturePrivateKey) (*Group,
 	if !s.ReadUint16(&version) {
 		return nil, &ParseError{What: "group state", Reason: "truncated"}
 	}
-	if version != groupStateVersion {
-		return nil, fmt.Errorf("mls: group state has format version %d, this package reads only version %d", version, groupStateVersion)
+	if version != 1 && version != groupStateVersion {
+		return nil, fmt.Errorf("mls: group state has format version %d, this package reads versions 1 and %d", version, groupStateVersion)
 	}
 	g := &Group{cfg: cfg, sigKey: sigKey, resumption: map[uint64][]byte{}}
 	var cs uint16
@@ -228,8 +237,25 @@ func RestoreGroup(cfg Config, data []byte, sigKey *SignaturePrivateKey) (*Group,
 		return bad("past epochs")
 	}
 	var status uint8
-	if !s.ReadUint8(&status) || status > 2 || !s.Empty() {
-		return bad("status or trailing data")
+	if !s.ReadUint8(&status) || status > 2 {
+		return bad("status")
+	}
+	if version >= 2 && !readVectorOf(&s, func(s *cryptobyte.String) bool {
+		var ref []byte
+		if !readOpaqueCopy(s, &ref) {
+			return false
+		}
+		cp := g.findProposal(ref)
+		if cp == nil {
+			return false
+		}
+		cp.declined = true
+		return true
+	}) {
+		return bad("declined proposals")
+	}
+	if !s.Empty() {
+		return bad("trailing data")
 	}
 	g.removed, g.reinit = status == 1, status == 2
 	return g, nil

@@ -259,17 +259,19 @@ func (c *cli) cmdWatch(args []string) error {
 // relay's push, for another tainik command to change the profile (a new
 // invitation or conversation to listen on), or for the fallback timer.
 type listener struct {
-	c      *cli
-	cl     *client.Client
-	wake   <-chan struct{}
-	timer  *time.Ticker
-	check  *time.Ticker
-	soon   <-chan time.Time // set when a fetch failed or left work
-	warned string           // the last warning printed
+	c        *cli
+	cl       *client.Client
+	wake     <-chan struct{}
+	interval time.Duration
+	timer    *time.Ticker
+	check    *time.Ticker
+	soon     <-chan time.Time // set when a fetch failed or left work
+	fails    int              // fetches in a row that failed
+	warned   string           // the last warning printed
 }
 
 func (c *cli) newListener(cl *client.Client, interval time.Duration) *listener {
-	return &listener{c: c, cl: cl, timer: time.NewTicker(interval), check: time.NewTicker(time.Second)}
+	return &listener{c: c, cl: cl, interval: interval, timer: time.NewTicker(interval), check: time.NewTicker(time.Second)}
 }
 
 func (l *listener) stop() {
@@ -311,12 +313,18 @@ func (l *listener) sync(ctx context.Context, only string) {
 	var partial *client.SyncError
 	if err != nil {
 		if ctx.Err() == nil {
-			l.warn("fetch failed, trying again every %v: %v", retryAfter, err)
-			l.soon = time.After(retryAfter)
+			// Sooner at first, then less often: a conversation whose
+			// relay is gone for good must not keep the profile busy.
+			delay := min(retryAfter<<min(l.fails, 6), l.interval)
+			l.fails++
+			l.warn("fetch failed, trying again within %v: %v", delay, err)
+			l.soon = time.After(delay)
 		}
 		if !errors.As(err, &partial) {
 			return
 		}
+	} else {
+		l.fails = 0
 	}
 	if more {
 		l.soon = time.After(0)
@@ -471,9 +479,14 @@ func (c *cli) cmdChat(args []string) error {
 		}
 		switch ev {
 		case evEOF:
-			// End of input: one last fetch, then leave.
+			// End of input: one last fetch, then leave. What it could
+			// not read was reported while chatting.
 			_, err := c.syncAndPrint(ctx, cl, name)
 			cl.Release()
+			var partial *client.SyncError
+			if errors.As(err, &partial) {
+				return nil
+			}
 			return err
 		case evLine:
 			if err := c.sendLine(ctx, cl, name, line); err != nil {

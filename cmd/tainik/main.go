@@ -250,13 +250,16 @@ func (c *cli) warn(cl *client.Client) {
 func (c *cli) sync(ctx context.Context, cl *client.Client) (*client.SyncReport, error) {
 	rep, err := cl.Sync(ctx)
 	var partial *client.SyncError
-	if errors.As(err, &partial) {
-		for _, f := range partial.Failed {
-			fmt.Fprintf(os.Stderr, "tainik: %s: %s\n", termSafe(f.What), termSafe(strings.TrimPrefix(f.Err.Error(), "client: ")))
-		}
-		return rep, nil
+	if err != nil && !errors.As(err, &partial) {
+		return rep, err
 	}
-	return rep, err
+	for _, f := range rep.Failed {
+		fmt.Fprintf(os.Stderr, "tainik: %s: %s\n", termSafe(f.What), termSafe(strings.TrimPrefix(f.Err.Error(), "client: ")))
+	}
+	for _, f := range rep.Waiting {
+		fmt.Fprintf(os.Stderr, "tainik: %s: not done yet, tried again later: %s\n", termSafe(f.What), termSafe(strings.TrimPrefix(f.Err.Error(), "client: ")))
+	}
+	return rep, nil
 }
 
 func (c *cli) out(v any, human string, a ...any) error {
