@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -66,7 +67,13 @@ func Restore(home, src string, passphrase []byte, opts Options) (*Client, error)
 	if err := os.WriteFile(storePath(home)+".tmp", data, 0o600); err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
-	if err := os.Rename(storePath(home)+".tmp", storePath(home)); err != nil {
+	// Never over a profile another process created meanwhile.
+	err = placeNew(storePath(home)+".tmp", storePath(home))
+	if errors.Is(err, fs.ErrExist) {
+		os.Remove(storePath(home) + ".tmp")
+		return nil, fmt.Errorf("client: %s already holds a profile: restore into an empty --home", home)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
 	c, err := Open(home, passphrase, opts)

@@ -47,12 +47,6 @@ type Client struct {
 	// groups caches restored MLS groups by conversation id.
 	groups map[string]*mls.Group
 	lock   *homeLock
-	// needCommit and needKeyPackage name conversations where the last
-	// sync left work: a proposal to commit, a KeyPackage to publish.
-	needCommit     map[string]bool
-	needKeyPackage map[string]bool
-	// needRemove holds members who asked to leave, by conversation.
-	needRemove map[string][]ed25519.PublicKey
 	// listen is set once Listen has been called.
 	listen *listener
 }
@@ -70,6 +64,27 @@ type state struct {
 	Spares []*spareKeyPackage
 	// Outbox holds answers to contact requests not yet delivered.
 	Outbox []*outboxItem `json:",omitempty"`
+	// Work a Sync found and the next one does if this one could not,
+	// by conversation id: a commit of proposals (NeedCommit), members
+	// who asked to leave (NeedRemove), a KeyPackage to publish to a
+	// contact (NeedKeyPackage). Kept in the store, so that a command
+	// that fails does not lose it.
+	NeedCommit     map[string]bool                `json:",omitempty"`
+	NeedRemove     map[string][]ed25519.PublicKey `json:",omitempty"`
+	NeedKeyPackage map[string]bool                `json:",omitempty"`
+}
+
+// init makes the maps of a state read from a store usable.
+func (st *state) init() {
+	if st.NeedCommit == nil {
+		st.NeedCommit = map[string]bool{}
+	}
+	if st.NeedRemove == nil {
+		st.NeedRemove = map[string][]ed25519.PublicKey{}
+	}
+	if st.NeedKeyPackage == nil {
+		st.NeedKeyPackage = map[string]bool{}
+	}
 }
 
 type spareKeyPackage struct {
@@ -243,9 +258,7 @@ func (c *Client) load() error {
 	c.sig = sk
 	c.conns = map[string]*relayclient.Client{}
 	c.groups = map[string]*mls.Group{}
-	c.needCommit = map[string]bool{}
-	c.needKeyPackage = map[string]bool{}
-	c.needRemove = map[string][]ed25519.PublicKey{}
+	c.st.init()
 	return nil
 }
 
@@ -294,6 +307,7 @@ func (c *Client) ReloadContext(ctx context.Context) error {
 	if changed && c.listen != nil {
 		c.listen.renew = true
 	}
+	st.init()
 	c.lock, c.st = lock, st
 	clear(c.groups)
 	return nil

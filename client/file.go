@@ -224,23 +224,27 @@ func (c *Client) GetFile(ctx context.Context, ref *FileRef, outPath string, prog
 		return fmt.Errorf("client: %w", err)
 	}
 	f.Close()
-	return placeNew(tmp, outPath)
+	err = placeNew(tmp, outPath)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("client: %s exists: the download stays in %s; choose another place", outPath, tmp)
+	}
+	return err
 }
 
-// placeNew moves tmp to path unless path exists. A hard link does it
-// atomically; where the file system has none, the check and the rename
-// are two steps.
+// placeNew moves tmp to path unless path exists (then the error is
+// fs.ErrExist and tmp stays). A hard link does it atomically; where the
+// file system has none, the check and the rename are two steps.
 func placeNew(tmp, path string) error {
 	err := os.Link(tmp, path)
 	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("client: %s exists: the download stays in %s; choose another place", path, tmp)
+		return fs.ErrExist
 	}
 	if err == nil {
 		os.Remove(tmp)
 		return nil
 	}
 	if _, serr := os.Lstat(path); serr == nil {
-		return fmt.Errorf("client: %s exists: the download stays in %s; choose another place", path, tmp)
+		return fs.ErrExist
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("client: %w", err)

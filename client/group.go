@@ -18,7 +18,7 @@ import (
 // KeyPackages), except in conversations whose read failed: that work
 // waits for the next Sync.
 func (c *Client) afterSync(ctx context.Context, rep *SyncReport, failed map[string]bool) {
-	for id, need := range c.needCommit {
+	for id, need := range c.st.NeedCommit {
 		if failed[id] {
 			continue
 		}
@@ -30,9 +30,9 @@ func (c *Client) afterSync(ctx context.Context, rep *SyncReport, failed map[stri
 				continue // the next Sync tries again
 			}
 		}
-		delete(c.needCommit, id)
+		delete(c.st.NeedCommit, id)
 	}
-	for id, ids := range c.needRemove {
+	for id, ids := range c.st.NeedRemove {
 		if failed[id] {
 			continue
 		}
@@ -44,9 +44,9 @@ func (c *Client) afterSync(ctx context.Context, rep *SyncReport, failed map[stri
 				continue
 			}
 		}
-		delete(c.needRemove, id)
+		delete(c.st.NeedRemove, id)
 	}
-	for id := range c.needKeyPackage {
+	for id := range c.st.NeedKeyPackage {
 		if failed[id] {
 			continue
 		}
@@ -57,7 +57,7 @@ func (c *Client) afterSync(ctx context.Context, rep *SyncReport, failed map[stri
 				continue
 			}
 		}
-		delete(c.needKeyPackage, id)
+		delete(c.st.NeedKeyPackage, id)
 	}
 }
 
@@ -154,7 +154,7 @@ func (c *Client) control(cv *Conversation, seq uint64, from []byte, pl *payload,
 	switch pl.Type {
 	case "leave":
 		if !cv.Direct {
-			c.needRemove[cv.ID] = append(c.needRemove[cv.ID], ed25519.PublicKey(from))
+			c.st.NeedRemove[cv.ID] = append(c.st.NeedRemove[cv.ID], ed25519.PublicKey(from))
 		}
 	case "keypackage":
 		ct := c.contactByConv(cv, from)
@@ -176,7 +176,7 @@ func (c *Client) control(cv *Conversation, seq uint64, from []byte, pl *payload,
 		}
 		if name, err := c.joinGroup(pl.Invite); err == nil {
 			rep.NewConvs = append(rep.NewConvs, name)
-			c.needKeyPackage[cv.ID] = true
+			c.st.NeedKeyPackage[cv.ID] = true
 		}
 	case "disappear":
 		if pl.Timer >= 0 && pl.Timer != cv.Disappear {

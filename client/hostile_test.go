@@ -388,7 +388,7 @@ func TestFailedPublishReusesSpare(t *testing.T) {
 	cva, _ := a.FindConversation("b")
 	cva.Relay = fakeRelay(t, func(relay.Message) relay.Message { return &relay.ErrorFrame{Code: relay.CodeInternal} })
 	for range 3 {
-		a.needKeyPackage[cva.ID] = true
+		a.st.NeedKeyPackage[cva.ID] = true
 		a.publishKeyPackage(ctx, cva)
 	}
 	unsent := 0
@@ -424,5 +424,27 @@ func TestGivenUpAnswerRemovesContact(t *testing.T) {
 	}
 	if len(news.st.Outbox) != 0 || len(news.st.Convs) != 1 {
 		t.Fatalf("outbox %d, conversations %d after giving up", len(news.st.Outbox), len(news.st.Convs))
+	}
+}
+
+// Work a Sync could not do (here a KeyPackage to publish, the contact's
+// relay failing) is in the store, so the next command does it.
+func TestLeftWorkSurvivesReopen(t *testing.T) {
+	_, b, bhome := pair(t, server.Config{})
+	mustSync(t, b)
+	cvb, _ := b.FindConversation("a")
+	cvb.Relay = fakeRelay(t, func(relay.Message) relay.Message { return &relay.ErrorFrame{Code: relay.CodeInternal} })
+	b.st.NeedKeyPackage[cvb.ID] = true
+	if _, err := b.Sync(context.Background()); err == nil {
+		t.Fatal("Sync with a failing relay succeeded")
+	}
+	b.Close()
+	b2, err := Open(bhome, []byte("pw-"+bhome), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if !b2.st.NeedKeyPackage[cvb.ID] {
+		t.Fatal("the KeyPackage to publish was forgotten when the command ended")
 	}
 }

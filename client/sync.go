@@ -229,7 +229,7 @@ func (c *Client) giveUpAnswer(it *outboxItem, err error, rep *SyncReport) {
 	c.st.Contacts = slices.DeleteFunc(c.st.Contacts, func(ct *Contact) bool { return ct.Conversation == cv.ID })
 	c.st.Convs = slices.DeleteFunc(c.st.Convs, func(x *Conversation) bool { return x == cv })
 	delete(c.groups, cv.ID)
-	delete(c.needKeyPackage, cv.ID)
+	delete(c.st.NeedKeyPackage, cv.ID)
 	rep.fail("answer to "+it.For, fmt.Errorf("given up, and the contact removed: %w", err))
 }
 
@@ -389,7 +389,7 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 	// slow or hostile delays only this answer, not the rest of Sync.
 	c.st.Outbox = append(c.st.Outbox, &outboxItem{Relay: req.ReplyRelay, QueueID: req.ReplyID, MsgID: randomMsgID(), Payload: out, Until: c.now().Add(outboxKeep), For: name, Conv: cv.ID})
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
-	c.needKeyPackage[cv.ID] = true
+	c.st.NeedKeyPackage[cv.ID] = true
 	return name, c.save()
 }
 
@@ -647,7 +647,7 @@ func (c *Client) join(ctx context.Context, p *pendingState, sealed []byte, rep *
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: ed25519.PublicKey(p.InviterIdentity), Conversation: cv.ID})
 	c.checkDirect(cv, g)
 	rep.NewContacts = append(rep.NewContacts, name)
-	c.needKeyPackage[cv.ID] = true
+	c.st.NeedKeyPackage[cv.ID] = true
 	return c.save()
 }
 
@@ -713,7 +713,7 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 			cv.Removed = true
 		}
 		c.checkDirect(cv, g)
-		c.needCommit[cv.ID] = false
+		c.st.NeedCommit[cv.ID] = false
 		return
 	}
 	if p.Proposal != nil {
@@ -726,7 +726,7 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 			g.DeclineProposal(p.ProposalRef)
 			return
 		}
-		c.needCommit[cv.ID] = true
+		c.st.NeedCommit[cv.ID] = true
 		return
 	}
 	if p.ApplicationData == nil {
