@@ -152,6 +152,8 @@ type Conversation struct {
 	// Disappear is the conversation's disappearing-message timer; zero
 	// keeps messages.
 	Disappear time.Duration
+	// Heard is set once another member's entry processed here.
+	Heard bool `json:",omitempty"`
 	// Refresh is set on a restored conversation: its sending ratchet may
 	// be behind keys already used, so the next send first commits a fresh
 	// path (a new epoch, new keys) rather than reuse a key and nonce.

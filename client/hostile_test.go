@@ -448,3 +448,61 @@ func TestLeftWorkSurvivesReopen(t *testing.T) {
 		t.Fatal("the KeyPackage to publish was forgotten when the command ended")
 	}
 }
+
+// Answers to silent relays wait longer after each failure, so that they
+// cannot take every Sync's time from an honest requester's answer.
+func TestOutboxNotStarved(t *testing.T) {
+	defer func(d, b time.Duration) { outboxTimeout, outboxBudget = d, b }(outboxTimeout, outboxBudget)
+	outboxTimeout, outboxBudget = time.Second, 1500*time.Millisecond
+	ctx := context.Background()
+	news, _, _ := pair(t, server.Config{})
+	inv, err := news.ContactAddress(ctx, "source", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m, _ := newUser(t, news.Relay())
+		sendRequest(t, m, inv, fakeRelay(t, func(relay.Message) relay.Message { return nil }))
+	}
+	news.Sync(ctx)
+	r, _ := newUser(t, news.Relay())
+	if err := r.Connect(ctx, inv.Link(), "news"); err != nil {
+		t.Fatal(err)
+	}
+	news.Sync(ctx)
+	news.Sync(ctx)
+	if rep, err := r.Sync(ctx); err != nil || len(rep.NewContacts) != 1 {
+		t.Fatalf("the honest requester's Sync = %+v, %v: its answer was never sent", rep, err)
+	}
+}
+
+// An answer given up after the requester joined keeps the contact: a
+// queue gone after delivery is a requester who joined and deleted it.
+func TestGiveUpKeepsJoinedContact(t *testing.T) {
+	ctx := context.Background()
+	for _, published := range []bool{false, true} {
+		news, _, _ := pair(t, server.Config{})
+		r, _ := newUser(t, news.Relay())
+		inv, _ := news.ContactAddress(ctx, "source", 24*time.Hour)
+		if err := r.Connect(ctx, inv.Link(), "news"); err != nil {
+			t.Fatal(err)
+		}
+		if err := news.acceptRequests(ctx, new(SyncReport)); err != nil {
+			t.Fatal(err)
+		}
+		lost := *news.st.Outbox[0]
+		// Delivered, but the answer to the send was lost.
+		lost.MaybeDelivered = !published
+		mustSync(t, news)
+		news.st.Outbox = append(news.st.Outbox, &lost)
+		if published {
+			mustSync(t, r) // r joins, deletes its queue, and writes a KeyPackage
+		} else if err := r.completeConnects(ctx, new(SyncReport)); err != nil { // r joins only
+			t.Fatal(err)
+		}
+		news.Sync(ctx)
+		if len(news.st.Contacts) != 2 {
+			t.Fatalf("published %v: the joined requester's contact was removed", published)
+		}
+	}
+}

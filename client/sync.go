@@ -89,7 +89,7 @@ func (c *Client) Sync(ctx context.Context) (*SyncReport, error) {
 	c.afterSync(ctx, rep, failed)
 	// Last, so that answers waiting on a requester's relay cannot use up
 	// the time the conversations need.
-	c.flushOutbox(ctx, rep)
+	c.flushOutbox(ctx, rep, failed)
 	c.expire()
 	if err := c.save(); err != nil {
 		return rep, err
@@ -139,11 +139,19 @@ const outboxKeep = 7 * 24 * time.Hour
 
 // outboxTimeout bounds one attempt to send an answer, and outboxBudget
 // all the attempts of one Sync; maxOutbox bounds the answers waiting.
-var outboxTimeout = 15 * time.Second // a variable for the tests
+var (
+	outboxTimeout = 10 * time.Second // variables for the tests
+	outboxBudget  = 20 * time.Second
+)
 
 const (
-	outboxBudget = 20 * time.Second
-	maxOutbox    = 256
+	maxOutbox = 256
+	// An answer that failed waits before its next attempt, twice as
+	// long each time from outboxFirstWait up to outboxMaxWait, so that
+	// answers to dead or silent relays cannot take every Sync's budget
+	// from the others.
+	outboxFirstWait = 30 * time.Second
+	outboxMaxWait   = 6 * time.Hour
 )
 
 // outboxItem is an answer to a contact request, waiting to reach the
@@ -157,25 +165,40 @@ type outboxItem struct {
 	Until   time.Time
 	For     string // the contact's name, for errors
 	Conv    string // the conversation made for the requester
+	// Next is when to try again, and Tries how often it failed.
+	Next  time.Time `json:",omitzero"`
+	Tries int       `json:",omitempty"`
+	// MaybeDelivered is set once an attempt went out and its answer
+	// was lost: the answer may have arrived.
+	MaybeDelivered bool `json:",omitempty"`
 }
 
-// flushOutbox sends the waiting answers, within outboxBudget, trying each
-// relay at most until it fails once. An answer the relay refuses for good
-// (no such queue), or that has waited outboxKeep, is given up; so is the
-// oldest past maxOutbox. A given-up answer's contact and conversation are
-// removed, unless the requester has shown up in it meanwhile.
-func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport) {
+// flushOutbox sends the answers that are due, within outboxBudget, trying
+// each relay at most until it fails once. An answer the relay refuses for
+// good (no such queue), or that has waited outboxKeep, is given up; so is
+// the oldest past maxOutbox.
+func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport, failed map[string]bool) {
 	if len(c.st.Outbox) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, outboxBudget)
 	defer cancel()
+	now := c.now()
 	var keep []*outboxItem
 	down := map[string]error{}
 	for i, it := range c.st.Outbox {
+		if len(c.st.Outbox)-i > maxOutbox {
+			c.giveUpAnswer(it, errors.New("too many answers waiting"), rep, failed)
+			continue
+		}
+		if now.Before(it.Next) {
+			keep = append(keep, it)
+			continue
+		}
 		err := down[it.Relay]
 		if err == nil && ctx.Err() != nil {
-			err = ctx.Err()
+			keep = append(keep, it) // out of time: next Sync
+			continue
 		}
 		if err == nil {
 			err = func() error {
@@ -183,48 +206,44 @@ func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport) {
 				defer cancel()
 				rc, err := c.conn(ctx, it.Relay)
 				if err != nil {
-					return err
+					return relayclient.NotSent(err)
 				}
 				return rc.Send(ctx, it.QueueID, it.MsgID, it.Payload, nil)
 			}()
 			if err == nil {
 				continue
 			}
+			if !relayclient.Refused(err) {
+				it.MaybeDelivered = true
+			}
 		}
 		var re *relay.Error
 		gone := errors.As(err, &re) && (re.Code == relay.CodeNotFound || re.Code == relay.CodeBadPadding || re.Code == relay.CodeQueueLocked)
-		if gone || !c.now().Before(it.Until) || len(c.st.Outbox)-i > maxOutbox {
-			c.giveUpAnswer(it, err, rep)
+		if gone || !now.Before(it.Until) {
+			c.giveUpAnswer(it, err, rep, failed)
 			continue
 		}
 		if re == nil { // the relay itself failed, not this answer
 			down[it.Relay] = err
 		}
+		it.Tries++
+		it.Next = now.Add(min(outboxFirstWait<<min(it.Tries-1, 20), outboxMaxWait))
 		rep.Waiting = append(rep.Waiting, Failure{"answer to " + it.For, err})
 		keep = append(keep, it)
 	}
 	c.st.Outbox = keep
 }
 
-// giveUpAnswer drops an answer that cannot be delivered, and the contact
-// and conversation made for it if the requester never wrote there (a
-// given-up answer may also be one that arrived, whose queue the requester
-// then deleted; then the requester has published a KeyPackage).
-func (c *Client) giveUpAnswer(it *outboxItem, err error, rep *SyncReport) {
+// giveUpAnswer drops an answer that cannot be delivered. If the answer
+// never left (every attempt was refused or could not be sent) and the
+// requester never showed up, the contact and conversation made for it go
+// too; otherwise they stay (a queue gone after an attempt whose answer
+// was lost is most likely a requester who joined).
+func (c *Client) giveUpAnswer(it *outboxItem, err error, rep *SyncReport, failed map[string]bool) {
 	cv := c.conv(it.Conv)
-	if cv == nil {
+	if cv == nil || it.MaybeDelivered || failed[cv.ID] || len(cv.Messages) > 0 || cv.Heard {
 		rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
 		return
-	}
-	for _, ct := range c.st.Contacts {
-		if ct.Conversation == cv.ID && ct.KeyPackage != nil {
-			return // the requester is there: the answer did arrive
-		}
-	}
-	for _, m := range cv.Messages {
-		if !m.Mine {
-			return
-		}
 	}
 	c.st.Contacts = slices.DeleteFunc(c.st.Contacts, func(ct *Contact) bool { return ct.Conversation == cv.ID })
 	c.st.Convs = slices.DeleteFunc(c.st.Convs, func(x *Conversation) bool { return x == cv })
@@ -584,7 +603,10 @@ func (c *Client) readReply(ctx context.Context, p *pendingState, rep *SyncReport
 				}
 			}
 			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-				return done, fmt.Errorf("client: acknowledge reply: %w", err)
+				if done {
+					break // the queue goes anyway
+				}
+				return false, fmt.Errorf("client: acknowledge reply: %w", err)
 			}
 		}
 	}
@@ -707,6 +729,9 @@ func (c *Client) processEntry(cv *Conversation, g *mls.Group, e relay.LogEntry, 
 	p, err := g.Process(m)
 	if err != nil {
 		return
+	}
+	if p.Sender.Type == mls.SenderMember && p.Sender.Leaf != g.OwnLeaf() {
+		cv.Heard = true
 	}
 	if p.Commit != nil {
 		if p.Commit.RemovedSelf {
@@ -919,40 +944,62 @@ func (e *badRequestError) Unwrap() error { return e.err }
 
 // findAppended looks for msg in the log past what this member has read.
 func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte) (uint64, bool) {
-	rc, err := c.conn(ctx, cv.Relay)
-	if err != nil {
-		return 0, false
-	}
-	for from, round := cv.Next, 0; round < readRounds; round++ {
-		ents, err := readLog(ctx, rc, cv.log(), from)
-		if err != nil || len(ents.Entries) == 0 {
-			return 0, false
+	// The relay may still be storing it when the first search reads
+	// the log, and the connection may be coming back: search again, a
+	// second apart, while ctx lasts, up to three complete reads.
+	for complete := 0; complete < 3; {
+		seq, found, err := c.searchLog(ctx, cv, msg)
+		if found {
+			return seq, true
 		}
-		for _, e := range ents.Entries {
-			if bytes.Equal(e.Message, msg) {
-				return e.Seq, true
-			}
-			from = e.Seq + 1
+		if err == nil {
+			complete++
 		}
-		if !ents.More {
+		select {
+		case <-ctx.Done():
 			return 0, false
+		case <-time.After(time.Second):
 		}
 	}
 	return 0, false
+}
+
+// searchLog reads cv's log from its cursor for an entry equal to msg. It
+// waits for the relay connection (within ctx) rather than fail while it
+// is coming back.
+func (c *Client) searchLog(ctx context.Context, cv *Conversation, msg []byte) (uint64, bool, error) {
+	rc := c.conns[cv.Relay]
+	if rc == nil {
+		var err error
+		if rc, err = c.conn(ctx, cv.Relay); err != nil {
+			return 0, false, err
+		}
+	}
+	for from, round := cv.Next, 0; round < readRounds; round++ {
+		ents, err := readLog(ctx, rc, cv.log(), from)
+		if err != nil {
+			return 0, false, err
+		}
+		for _, e := range ents.Entries {
+			if bytes.Equal(e.Message, msg) {
+				return e.Seq, true, nil
+			}
+			from = e.Seq + 1
+		}
+		if !ents.More || len(ents.Entries) == 0 {
+			return 0, false, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // findTimeout bounds the search for an append whose answer was lost.
 const findTimeout = 30 * time.Second
 
 // sent says whether err leaves it open that a request reached the relay
-// and was carried out: the connection dropped, the answer did not come in
-// time, or the caller's context ended while waiting for it.
-func sent(err error) bool {
-	var re *relay.Error
-	return err != nil && !errors.As(err, &re) &&
-		(errors.Is(err, relayclient.ErrDisconnected) || errors.Is(err, relayclient.ErrNoAnswer) ||
-			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled))
-}
+// and was carried out: it went out, and then the connection dropped, the
+// answer did not come in time, or the caller's context ended.
+func sent(err error) bool { return err != nil && !relayclient.Refused(err) }
 
 // readRounds bounds the reads of one log in one Sync (100 entries or 1 MiB
 // each).

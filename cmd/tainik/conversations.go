@@ -83,7 +83,7 @@ func (c *cli) cmdRead(args []string) error {
 		err = c.out(nil, "%s", sb.String())
 	}
 	if err == nil && len(rep.Failed) > 0 {
-		err = errors.New("some of it could not be read (above); run 'tainik read' again later")
+		err = errors.New("not everything could be done (above)")
 	}
 	return err
 }
@@ -317,7 +317,7 @@ func (l *listener) sync(ctx context.Context, only string) {
 			// relay is gone for good must not keep the profile busy.
 			delay := min(retryAfter<<min(l.fails, 6), l.interval)
 			l.fails++
-			l.warn("fetch failed, trying again within %v: %v", delay, err)
+			l.warn("fetch failed, trying again soon: %v", err)
 			l.soon = time.After(delay)
 		}
 		if !errors.As(err, &partial) {

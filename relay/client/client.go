@@ -862,7 +862,7 @@ func (c *Client) Subscribe(ctx context.Context, q Queue) error {
 		relay.Sign(m, nonce, q.Key)
 		return m
 	}))
-	if refused(err) {
+	if Refused(err) {
 		c.mu.Lock()
 		if had {
 			c.queueSubs[q.RecipientID] = old
@@ -874,15 +874,19 @@ func (c *Client) Subscribe(ctx context.Context, q Queue) error {
 	return err
 }
 
-// refused says whether err is a definite answer that a request was not
-// carried out: the relay's refusal, or an error from before the request
-// went out. After ErrDisconnected or a later context error it may have
-// been.
-func refused(err error) bool {
+// Refused says whether err, from a request, is a definite answer that
+// the request was not carried out: the relay's refusal, or an error from
+// before the request went out. After ErrDisconnected, ErrNoAnswer or a
+// context error once it was sent, it may have been.
+func Refused(err error) bool {
 	var re *relay.Error
 	var ns notSent
 	return errors.As(err, &re) || errors.As(err, &ns)
 }
+
+// NotSent marks err as one that stopped a request before it went out, for
+// Refused (a caller's own step before the request, such as dialling).
+func NotSent(err error) error { return notSent{err} }
 
 // notSent wraps the error that stopped a request before it went out.
 type notSent struct{ err error }
@@ -948,7 +952,7 @@ func (c *Client) DeleteQueue(ctx context.Context, q Queue) error {
 		return m
 	}))
 	var re *relay.Error
-	if !refused(err) || (errors.As(err, &re) && re.Code == relay.CodeNotFound) {
+	if !Refused(err) || (errors.As(err, &re) && re.Code == relay.CodeNotFound) {
 		c.mu.Lock()
 		delete(c.queueSubs, q.RecipientID)
 		c.mu.Unlock()
@@ -1034,7 +1038,7 @@ func (c *Client) SubscribeLog(ctx context.Context, l Log, from uint64) error {
 	_, err := expect[*relay.OK](c.do(ctx, func([]byte) relay.Message {
 		return &relay.LogSubscribe{LogID: l.ID, Token: l.Token, From: from}
 	}))
-	if refused(err) {
+	if Refused(err) {
 		c.mu.Lock()
 		if had {
 			c.logSubs[l.ID] = &prev
