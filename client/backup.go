@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,13 +65,32 @@ func Restore(home, src string, passphrase []byte, opts Options) (*Client, error)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
-	if err := os.WriteFile(storePath(home)+".tmp", data, 0o600); err != nil {
+	// Placed under the home's lock (as Init creates a store), from a
+	// file of its own, and never over a profile another process created
+	// meanwhile.
+	f, err := os.CreateTemp(home, ".restore-*")
+	if err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
-	// Never over a profile another process created meanwhile.
-	err = placeNew(storePath(home)+".tmp", storePath(home))
+	placed := f.Name()
+	defer os.Remove(placed)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
+	}
+	lock, err := lockHome(context.Background(), home, lockWait)
+	if err != nil {
+		return nil, err
+	}
+	err = placeNew(placed, storePath(home))
+	lock.unlock()
 	if errors.Is(err, fs.ErrExist) {
-		os.Remove(storePath(home) + ".tmp")
 		return nil, fmt.Errorf("client: %s already holds a profile: restore into an empty --home", home)
 	}
 	if err != nil {

@@ -209,6 +209,11 @@ func Init(home string, passphrase []byte, relayAddr string, opts Options) (*Clie
 	if err != nil {
 		return nil, err
 	}
+	// Again under the lock: a Restore may have placed a store meanwhile.
+	if _, err := os.Stat(storePath(home)); err == nil {
+		lock.unlock()
+		return nil, fmt.Errorf("client: %s already holds a profile: use another --home, or delete it to start over", home)
+	}
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	sk, err := suite.GenerateSignatureKey()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -481,16 +482,7 @@ func TestOutboxNotStarved(t *testing.T) {
 func TestGiveUpKeepsJoinedContact(t *testing.T) {
 	ctx := context.Background()
 	for _, published := range []bool{false, true} {
-		news, _, _ := pair(t, server.Config{})
-		r, _ := newUser(t, news.Relay())
-		inv, _ := news.ContactAddress(ctx, "source", 24*time.Hour)
-		if err := r.Connect(ctx, inv.Link(), "news"); err != nil {
-			t.Fatal(err)
-		}
-		if err := news.acceptRequests(ctx, new(SyncReport)); err != nil {
-			t.Fatal(err)
-		}
-		lost := *news.st.Outbox[0]
+		news, r, lost := acceptedAnswer(t)
 		// Delivered, but the answer to the send was lost.
 		lost.MaybeDelivered = !published
 		mustSync(t, news)
@@ -505,4 +497,142 @@ func TestGiveUpKeepsJoinedContact(t *testing.T) {
 			t.Fatalf("published %v: the joined requester's contact was removed", published)
 		}
 	}
+}
+
+// A requester whose relay never answers (so the answer may have arrived)
+// and who never joins loses its contact a week after the answer is given
+// up: a tip line does not keep one contact per such request for ever.
+func TestSilentRequesterRemovedInTheEnd(t *testing.T) {
+	defer func(d, b time.Duration) { outboxTimeout, outboxBudget = d, b }(outboxTimeout, outboxBudget)
+	outboxTimeout, outboxBudget = 300*time.Millisecond, time.Second
+	ctx := context.Background()
+	addr := startRelay(t)
+	clk := &clock{t: time.Now()}
+	news, err := Init(t.TempDir(), []byte("pw"), addr, Options{KDF: testKDF, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer news.Close()
+	inv, err := news.ContactAddress(ctx, "source", 60*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := newUser(t, addr)
+	sendRequest(t, m, inv, fakeRelay(t, func(relay.Message) relay.Message { return nil }))
+	news.Sync(ctx) // accepted; the answer times out after it went out
+	if len(news.st.Outbox) != 1 || !news.st.Outbox[0].MaybeDelivered {
+		t.Fatalf("outbox %+v", news.st.Outbox)
+	}
+	clk.add(outboxKeep + time.Hour)
+	news.Sync(ctx) // given up, but it may have arrived: the contact stays
+	if len(news.st.Contacts) != 1 || len(news.st.Outbox) != 1 || !news.st.Outbox[0].Stopped {
+		t.Fatalf("after giving up: contacts %d, outbox %+v", len(news.st.Contacts), news.st.Outbox)
+	}
+	clk.add(outboxKeep + time.Hour)
+	news.Sync(ctx)
+	if len(news.st.Contacts) != 0 || len(news.st.Outbox) != 0 {
+		t.Fatalf("a requester who never joined still has a contact (%d) or marker (%d)", len(news.st.Contacts), len(news.st.Outbox))
+	}
+}
+
+// A store from before Heard was kept: a requester whose KeyPackage was
+// read keeps its contact when its answer is given up after the upgrade.
+func TestGiveUpKeepsContactFromOlderStore(t *testing.T) {
+	ctx := context.Background()
+	news, r, lost := acceptedAnswer(t)
+	mustSync(t, news, r, news) // delivered; r joins and publishes; news reads it
+	ct, _ := news.Contact("source")
+	if ct.KeyPackage == nil {
+		t.Fatal("setup: no KeyPackage")
+	}
+	news.conv(ct.Conversation).Heard = false // as an older version stored it
+	news.st.Outbox = append(news.st.Outbox, &lost)
+	news.Sync(ctx)
+	if _, err := news.Contact("source"); err != nil {
+		t.Fatal("a joined contact with a KeyPackage was removed")
+	}
+}
+
+// The search for an append whose answer was lost stops when the relay
+// refuses to read, instead of asking again for findTimeout.
+func TestFindAppendedStopsOnRefusal(t *testing.T) {
+	a, _, _ := pair(t, server.Config{})
+	cv, _ := a.FindConversation("b")
+	var reads atomic.Int32
+	cv.Relay = fakeRelay(t, func(m relay.Message) relay.Message {
+		if _, ok := m.(*relay.LogRead); ok {
+			reads.Add(1)
+			return &relay.ErrorFrame{Code: relay.CodeAuth}
+		}
+		return nil // Append: no answer
+	})
+	g, err := a.group(cv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := a.sendPayload(ctx, cv, g, a.newPayload("text")); err == nil {
+		t.Fatal("a send without an answer succeeded")
+	}
+	if d := time.Since(start); d > 5*time.Second || reads.Load() != 3 {
+		t.Fatalf("send took %v and %d refused reads", d.Round(time.Second), reads.Load())
+	}
+}
+
+// Init and Restore into the same empty home at once: at most one of
+// them makes the profile.
+func TestInitRestoreRace(t *testing.T) {
+	addr := startRelay(t)
+	src, srcHome := newUser(t, addr)
+	backup := filepath.Join(t.TempDir(), "b")
+	if err := src.Backup(backup); err != nil {
+		t.Fatal(err)
+	}
+	pw := []byte("pw-" + srcHome)
+	for i := range 100 {
+		home := filepath.Join(t.TempDir(), "h")
+		var wg sync.WaitGroup
+		var ei, er error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			var c *Client
+			if c, ei = Init(home, pw, addr, Options{KDF: testKDF}); c != nil {
+				c.Close()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			var c *Client
+			if c, er = Restore(home, backup, pw, Options{}); c != nil {
+				c.Close()
+			}
+		}()
+		wg.Wait()
+		if ei == nil && er == nil {
+			t.Fatalf("run %d: Init and Restore both made a profile in one home", i)
+		}
+	}
+}
+
+// acceptedAnswer has r answer news's contact address "source", and news
+// accept it; the answer waits in news's outbox, and a copy is returned.
+func acceptedAnswer(t *testing.T) (news, r *Client, answer outboxItem) {
+	t.Helper()
+	ctx := context.Background()
+	news, _, _ = pair(t, server.Config{})
+	r, _ = newUser(t, news.Relay())
+	inv, err := news.ContactAddress(ctx, "source", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Connect(ctx, inv.Link(), "news"); err != nil {
+		t.Fatal(err)
+	}
+	if err := news.acceptRequests(ctx, new(SyncReport)); err != nil {
+		t.Fatal(err)
+	}
+	return news, r, *news.st.Outbox[0]
 }

@@ -171,6 +171,10 @@ type outboxItem struct {
 	// MaybeDelivered is set once an attempt went out and its answer
 	// was lost: the answer may have arrived.
 	MaybeDelivered bool `json:",omitempty"`
+	// Stopped marks an answer given up that may have arrived: nothing
+	// more is sent, and its contact goes if the requester has not shown
+	// up by Until.
+	Stopped bool `json:",omitempty"`
 }
 
 // flushOutbox sends the answers that are due, within outboxBudget, trying
@@ -187,11 +191,18 @@ func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport, failed map[st
 	var keep []*outboxItem
 	down := map[string]error{}
 	for i, it := range c.st.Outbox {
-		if len(c.st.Outbox)-i > maxOutbox {
-			c.giveUpAnswer(it, errors.New("too many answers waiting"), rep, failed)
+		switch {
+		case it.Stopped:
+			// Given up, but it may have arrived: wait for the
+			// requester to show up, or for Until.
+			if c.settleStopped(it, rep, failed) {
+				keep = append(keep, it)
+			}
 			continue
-		}
-		if now.Before(it.Next) {
+		case len(c.st.Outbox)-i > maxOutbox:
+			keep = c.giveUpAnswer(keep, it, errors.New("too many answers waiting"), rep, failed)
+			continue
+		case now.Before(it.Next):
 			keep = append(keep, it)
 			continue
 		}
@@ -200,27 +211,29 @@ func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport, failed map[st
 			keep = append(keep, it) // out of time: next Sync
 			continue
 		}
+		if err != nil {
+			keep = append(keep, it) // its relay failed just now: next Sync
+			continue
+		}
+		err = func() error {
+			ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
+			defer cancel()
+			rc, err := c.conn(ctx, it.Relay)
+			if err != nil {
+				return relayclient.NotSent(err)
+			}
+			return rc.Send(ctx, it.QueueID, it.MsgID, it.Payload, nil)
+		}()
 		if err == nil {
-			err = func() error {
-				ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
-				defer cancel()
-				rc, err := c.conn(ctx, it.Relay)
-				if err != nil {
-					return relayclient.NotSent(err)
-				}
-				return rc.Send(ctx, it.QueueID, it.MsgID, it.Payload, nil)
-			}()
-			if err == nil {
-				continue
-			}
-			if !relayclient.Refused(err) {
-				it.MaybeDelivered = true
-			}
+			continue
+		}
+		if !relayclient.Refused(err) {
+			it.MaybeDelivered = true
 		}
 		var re *relay.Error
 		gone := errors.As(err, &re) && (re.Code == relay.CodeNotFound || re.Code == relay.CodeBadPadding || re.Code == relay.CodeQueueLocked)
 		if gone || !now.Before(it.Until) {
-			c.giveUpAnswer(it, err, rep, failed)
+			keep = c.giveUpAnswer(keep, it, err, rep, failed)
 			continue
 		}
 		if re == nil { // the relay itself failed, not this answer
@@ -234,22 +247,67 @@ func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport, failed map[st
 	c.st.Outbox = keep
 }
 
-// giveUpAnswer drops an answer that cannot be delivered. If the answer
-// never left (every attempt was refused or could not be sent) and the
-// requester never showed up, the contact and conversation made for it go
-// too; otherwise they stay (a queue gone after an attempt whose answer
-// was lost is most likely a requester who joined).
-func (c *Client) giveUpAnswer(it *outboxItem, err error, rep *SyncReport, failed map[string]bool) {
-	cv := c.conv(it.Conv)
-	if cv == nil || it.MaybeDelivered || failed[cv.ID] || len(cv.Messages) > 0 || cv.Heard {
-		rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
-		return
+// heard says whether the requester of an answer has shown up in the
+// conversation made for it: an entry of theirs processed here, or (in
+// stores from before Heard was kept) the KeyPackage they publish after
+// joining.
+func (c *Client) heard(cv *Conversation) bool {
+	if cv.Heard || len(cv.Messages) > 0 {
+		return true
 	}
+	for _, ct := range c.st.Contacts {
+		if ct.Conversation == cv.ID && ct.KeyPackage != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// giveUpAnswer stops trying an answer that cannot be delivered and
+// returns keep, with the answer kept as a stopped marker if it may have
+// arrived. If it never left (every attempt was refused or could not be
+// sent) and the requester never showed up, the contact and conversation
+// made for it go at once; if it may have arrived, they go only if the
+// requester has not shown up within another outboxKeep (settleStopped).
+func (c *Client) giveUpAnswer(keep []*outboxItem, it *outboxItem, err error, rep *SyncReport, failed map[string]bool) []*outboxItem {
+	cv := c.conv(it.Conv)
+	switch {
+	case cv == nil || c.heard(cv):
+		rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
+		return keep
+	case it.MaybeDelivered || failed[cv.ID]:
+		rep.fail("answer to "+it.For, fmt.Errorf("given up; the contact stays until they write or a week passes: %w", err))
+		it.Stopped, it.Until, it.Payload = true, c.now().Add(outboxKeep), nil
+		return append(keep, it)
+	}
+	c.dropConv(cv)
+	rep.fail("answer to "+it.For, fmt.Errorf("given up, and the contact removed: %w", err))
+	return keep
+}
+
+// settleStopped decides about a stopped answer's contact: it stays once
+// the requester shows up, and goes if they have not by Until. It says
+// whether the marker stays.
+func (c *Client) settleStopped(it *outboxItem, rep *SyncReport, failed map[string]bool) bool {
+	cv := c.conv(it.Conv)
+	switch {
+	case cv == nil || c.heard(cv):
+		return false
+	case failed[cv.ID] || c.now().Before(it.Until):
+		return true
+	}
+	c.dropConv(cv)
+	rep.fail("answer to "+it.For, errors.New("the requester never joined: the contact removed"))
+	return false
+}
+
+// dropConv removes a conversation made for a contact request, with its
+// contact.
+func (c *Client) dropConv(cv *Conversation) {
 	c.st.Contacts = slices.DeleteFunc(c.st.Contacts, func(ct *Contact) bool { return ct.Conversation == cv.ID })
 	c.st.Convs = slices.DeleteFunc(c.st.Convs, func(x *Conversation) bool { return x == cv })
 	delete(c.groups, cv.ID)
 	delete(c.st.NeedKeyPackage, cv.ID)
-	rep.fail("answer to "+it.For, fmt.Errorf("given up, and the contact removed: %w", err))
 }
 
 // receiveRounds bounds the receives of one queue in one Sync.
@@ -947,13 +1005,17 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 	// The relay may still be storing it when the first search reads
 	// the log, and the connection may be coming back: search again, a
 	// second apart, while ctx lasts, up to three complete reads.
-	for complete := 0; complete < 3; {
+	for complete := 0; ; {
 		seq, found, err := c.searchLog(ctx, cv, msg)
 		if found {
 			return seq, true
 		}
-		if err == nil {
-			complete++
+		var re *relay.Error
+		if err == nil || errors.As(err, &re) {
+			complete++ // the relay answered: it has no such entry, or refuses
+		}
+		if complete == 3 {
+			return 0, false
 		}
 		select {
 		case <-ctx.Done():
@@ -961,7 +1023,6 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 		case <-time.After(time.Second):
 		}
 	}
-	return 0, false
 }
 
 // searchLog reads cv's log from its cursor for an entry equal to msg. It
