@@ -133,16 +133,7 @@ func TestGroupOfThree(t *testing.T) {
 // does not take the log's token away).
 func TestListenDropsRemovedGroup(t *testing.T) {
 	ctx := context.Background()
-	a, b, _ := pair(t, server.Config{})
-	mustSync(t, b, a) // a reads b's spare KeyPackage
-	ga, err := a.CreateGroup(ctx, "team")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.AddMember(ctx, ga, "b"); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, b)
+	a, b, ga := teamOfTwo(t)
 	wake, err := b.Listen(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -198,4 +189,21 @@ func TestUsedSpareDeleted(t *testing.T) {
 			t.Fatal("the KeyPackage the invitation used is still kept")
 		}
 	}
+}
+
+// teamOfTwo makes a and b contacts, and a group "team" of a and b.
+func teamOfTwo(t *testing.T) (a, b *Client, team *Conversation) {
+	t.Helper()
+	ctx := context.Background()
+	a, b, _ = pair(t, server.Config{})
+	mustSync(t, b, a) // a reads b's spare KeyPackage
+	team, err := a.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddMember(ctx, team, "b"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	return a, b, team
 }

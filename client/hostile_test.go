@@ -246,13 +246,7 @@ func TestHostileAttachments(t *testing.T) {
 // group: messages carry their conversation's id.
 func TestMessageKeepsItsConversation(t *testing.T) {
 	ctx := context.Background()
-	a, b, _ := pair(t, server.Config{})
-	mustSync(t, a)
-	ga, _ := a.CreateGroup(ctx, "team")
-	if err := a.AddMember(ctx, ga, "b"); err != nil {
-		t.Fatal(err)
-	}
-	mustSync(t, b)
+	a, b, ga := teamOfTwo(t)
 	gb, _ := b.FindConversation("team")
 	cva, _ := a.FindConversation("b")
 	priv, _ := a.Send(ctx, cva, "private")
