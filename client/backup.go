@@ -56,11 +56,26 @@ func Restore(home, src string, passphrase []byte, opts Options) (*Client, error)
 	if err := os.WriteFile(storePath(tmp), data, 0o600); err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
-	if _, err := openVault(tmp, passphrase, new(state)); err != nil {
+	st := new(state)
+	v, err := openVault(tmp, passphrase, st)
+	if err != nil {
 		if errors.Is(err, ErrWrongPassphrase) {
 			return nil, fmt.Errorf("client: the passphrase does not open this backup: use the passphrase the profile had when the backup was made")
 		}
 		return nil, err
+	}
+	// Every conversation refreshes its keys before its next send: the
+	// backup's ratchets may be behind keys already used. This goes into
+	// the store before it is placed, so that no process that opens it
+	// (a waiting 'tainik watch', say) can send with the old ratchet.
+	for _, cv := range st.Convs {
+		cv.Refresh = true
+	}
+	if err := v.save(st); err != nil {
+		return nil, err
+	}
+	if data, err = os.ReadFile(storePath(tmp)); err != nil {
+		return nil, fmt.Errorf("client: restore: %w", err)
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
@@ -96,12 +111,5 @@ func Restore(home, src string, passphrase []byte, opts Options) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("client: restore: %w", err)
 	}
-	c, err := Open(home, passphrase, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, cv := range c.st.Convs {
-		cv.Refresh = true
-	}
-	return c, c.save()
+	return Open(home, passphrase, opts)
 }

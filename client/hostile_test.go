@@ -630,3 +630,151 @@ func acceptedAnswer(t *testing.T) (news, r *Client, answer outboxItem) {
 	}
 	return news, r, *news.st.Outbox[0]
 }
+
+// a relay that is draining (or busy, or failing for a moment) answers
+// the lost-append lookup with a transient refusal; the commit counts it as
+// "no such entry" and gives up after ~2 s, though the append landed.
+func TestFindAppendedThroughTransientRefusals(t *testing.T) {
+	for _, code := range []relay.Code{relay.CodeShuttingDown} { // as busy and internal: see refusedForGood
+		a, _, _ := pair(t, server.Config{})
+		cv, _ := a.FindConversation("b")
+		var mu sync.Mutex
+		var landed []byte
+		var reads atomic.Int32
+		cv.Relay = fakeRelay(t, func(m relay.Message) relay.Message {
+			switch m := m.(type) {
+			case *relay.LogAppend:
+				mu.Lock()
+				landed = m.Message // stored, but the answer is lost
+				mu.Unlock()
+				return nil
+			case *relay.LogRead:
+				if reads.Add(1) <= 3 {
+					return &relay.ErrorFrame{Code: code}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				return &relay.LogEntries{Entries: []relay.LogEntry{{Seq: m.From, Message: landed}}}
+			}
+			return nil
+		})
+		g, err := a.group(cv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err = a.sendPayload(ctx, cv, g, a.newPayload("text"))
+		cancel()
+		if err != nil {
+			t.Errorf("code %v: append landed but reported failed after %d reads: %v", code, reads.Load(), err)
+		}
+	}
+}
+
+// between Restore's unlock and its Open, another process can lock
+// the home and open the restored store without Refresh set: its first
+// send would reuse the old ratchet.
+func TestRestoredStoreRefreshesAtOnce(t *testing.T) {
+	a, _, _ := pair(t, server.Config{})
+	backup := filepath.Join(t.TempDir(), "b")
+	if err := a.Backup(backup); err != nil {
+		t.Fatal(err)
+	}
+	pw := []byte("pw-" + a.home)
+	for i := range 100 {
+		home := filepath.Join(t.TempDir(), "h")
+		os.MkdirAll(home, 0o700)
+		stop := make(chan struct{})
+		var stale atomic.Bool
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { // another process polling the home
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				l, err := lockHome(context.Background(), home, 0)
+				if err != nil {
+					continue
+				}
+				if _, err := os.Stat(storePath(home)); err == nil {
+					st := new(state)
+					if _, err := openVault(home, pw, st); err == nil {
+						for _, cv := range st.Convs {
+							if !cv.Refresh {
+								stale.Store(true)
+							}
+						}
+					}
+					l.unlock()
+					return
+				}
+				l.unlock()
+			}
+		}()
+		c, err := Restore(home, backup, pw, Options{})
+		close(stop)
+		wg.Wait()
+		if c != nil {
+			c.Close()
+		}
+		if stale.Load() {
+			t.Fatalf("run %d: another opener got the restored store without Refresh (Restore err %v)", i, err)
+		}
+	}
+}
+
+// stopped markers count towards maxOutbox: one live answer behind
+// maxOutbox markers is given up as "too many answers waiting", and as it
+// never went out its contact is removed at once.
+func TestMarkersDoNotCountTowardsMaxOutbox(t *testing.T) {
+	news, _, _ := acceptedAnswer(t)
+	live := news.st.Outbox[0]
+	live.Next = news.now().Add(time.Hour) // its relay was down: waits
+	ct := news.st.Contacts[len(news.st.Contacts)-1]
+	// Markers for other, silent requesters.
+	for range maxOutbox {
+		cv, _, err := news.newConv(context.Background(), "silent", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		news.st.Outbox = append(news.st.Outbox, &outboxItem{Stopped: true, Tracked: true, Until: news.now().Add(outboxKeep), Conv: cv.ID, For: "silent"})
+	}
+	news.flushOutbox(context.Background(), new(SyncReport), map[string]bool{})
+	if _, err := news.Contact(ct.Name); err != nil || len(news.st.Outbox) != maxOutbox+1 {
+		t.Fatalf("the only live answer was given up (contact err %v, outbox %d)", err, len(news.st.Outbox))
+	}
+}
+
+// a store from before Heard: the contact joined and published a
+// KeyPackage, which news used to add them to a group (KeyPackage now nil).
+// heard() no longer sees them and the contact is removed.
+func TestOlderStoreContactsNeverRemoved(t *testing.T) {
+	ctx := context.Background()
+	news, r, lost := acceptedAnswer(t)
+	mustSync(t, news, r, news)
+	grp, err := news.CreateGroup(ctx, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := news.AddMember(ctx, grp, "source"); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := news.Contact("source")
+	news.conv(ct.Conversation).Heard = false        // as an older version stored it
+	lost.MaybeDelivered, lost.Tracked = true, false // as an older version stored it
+	lost.Until = news.now().Add(-time.Minute)
+	news.st.Outbox = append(news.st.Outbox, &lost)
+	news.Sync(ctx)
+	for _, it := range news.st.Outbox {
+		it.Until = news.now().Add(-time.Minute)
+	}
+	news.Sync(ctx)
+	if _, err := news.Contact("source"); err != nil {
+		t.Fatal("a contact news added to a group was removed as a silent requester")
+	}
+	_ = errors.New
+}

@@ -175,6 +175,10 @@ type outboxItem struct {
 	// more is sent, and its contact goes if the requester has not shown
 	// up by Until.
 	Stopped bool `json:",omitempty"`
+	// Tracked is set on answers whose conversation records whether the
+	// requester showed up (Conversation.Heard). Stores from before that
+	// cannot tell, and their contacts are never removed.
+	Tracked bool `json:",omitempty"`
 }
 
 // flushOutbox sends the answers that are due, within outboxBudget, trying
@@ -190,7 +194,16 @@ func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport, failed map[st
 	now := c.now()
 	var keep []*outboxItem
 	down := map[string]error{}
-	for i, it := range c.st.Outbox {
+	live := 0 // answers still being tried, markers not counted
+	for _, it := range c.st.Outbox {
+		if !it.Stopped {
+			live++
+		}
+	}
+	for _, it := range c.st.Outbox {
+		if !it.Stopped {
+			live-- // now the number after it
+		}
 		switch {
 		case it.Stopped:
 			// Given up, but it may have arrived: wait for the
@@ -199,7 +212,7 @@ func (c *Client) flushOutbox(ctx context.Context, rep *SyncReport, failed map[st
 				keep = append(keep, it)
 			}
 			continue
-		case len(c.st.Outbox)-i > maxOutbox:
+		case live >= maxOutbox:
 			keep = c.giveUpAnswer(keep, it, errors.New("too many answers waiting"), rep, failed)
 			continue
 		case now.Before(it.Next):
@@ -272,7 +285,7 @@ func (c *Client) heard(cv *Conversation) bool {
 func (c *Client) giveUpAnswer(keep []*outboxItem, it *outboxItem, err error, rep *SyncReport, failed map[string]bool) []*outboxItem {
 	cv := c.conv(it.Conv)
 	switch {
-	case cv == nil || c.heard(cv):
+	case cv == nil || c.heard(cv) || !it.Tracked:
 		rep.fail("answer to "+it.For, fmt.Errorf("given up: %w", err))
 		return keep
 	case it.MaybeDelivered || failed[cv.ID]:
@@ -291,7 +304,7 @@ func (c *Client) giveUpAnswer(keep []*outboxItem, it *outboxItem, err error, rep
 func (c *Client) settleStopped(it *outboxItem, rep *SyncReport, failed map[string]bool) bool {
 	cv := c.conv(it.Conv)
 	switch {
-	case cv == nil || c.heard(cv):
+	case cv == nil || c.heard(cv) || !it.Tracked:
 		return false
 	case failed[cv.ID] || c.now().Before(it.Until):
 		return true
@@ -464,7 +477,7 @@ func (c *Client) accept(ctx context.Context, inv *inviteState, sealed []byte) (s
 	// The answer goes to the requester's relay, which the requester
 	// chose: it is sent from the outbox, so that a relay that is down,
 	// slow or hostile delays only this answer, not the rest of Sync.
-	c.st.Outbox = append(c.st.Outbox, &outboxItem{Relay: req.ReplyRelay, QueueID: req.ReplyID, MsgID: randomMsgID(), Payload: out, Until: c.now().Add(outboxKeep), For: name, Conv: cv.ID})
+	c.st.Outbox = append(c.st.Outbox, &outboxItem{Relay: req.ReplyRelay, QueueID: req.ReplyID, MsgID: randomMsgID(), Payload: out, Until: c.now().Add(outboxKeep), For: name, Conv: cv.ID, Tracked: true})
 	c.st.Contacts = append(c.st.Contacts, &Contact{Name: name, Identity: id, Conversation: cv.ID})
 	c.st.NeedKeyPackage[cv.ID] = true
 	return name, c.save()
@@ -1010,9 +1023,8 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 		if found {
 			return seq, true
 		}
-		var re *relay.Error
-		if err == nil || errors.As(err, &re) {
-			complete++ // the relay answered: it has no such entry, or refuses
+		if err == nil || refusedForGood(err) {
+			complete++ // the relay answered: no such entry, or never will
 		}
 		if complete == 3 {
 			return 0, false
@@ -1023,6 +1035,20 @@ func (c *Client) findAppended(ctx context.Context, cv *Conversation, msg []byte)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// refusedForGood says whether err is a relay's refusal that asking again
+// will not change (as opposed to busy, failing or shutting down).
+func refusedForGood(err error) bool {
+	var re *relay.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Code {
+	case relay.CodeTooManyRequests, relay.CodeInternal, relay.CodeShuttingDown:
+		return false
+	}
+	return true
 }
 
 // searchLog reads cv's log from its cursor for an entry equal to msg. It
