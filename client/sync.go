@@ -323,6 +323,39 @@ func (c *Client) dropConv(cv *Conversation) {
 	delete(c.st.NeedKeyPackage, cv.ID)
 }
 
+// readQueue receives a queue's messages and hands each to handle, then
+// acknowledges it; an error from handle stops it with that message left
+// on the relay, and is returned as it is. A receive returns at most relay.MaxReceive messages
+// (fewer if they are large), so it reads until the queue is empty, as
+// the relay pushed the rest already and will not announce them again,
+// until stop says so, or for receiveRounds receives (then rep.More), so
+// that a flood of garbage to a contact address does not hold the
+// profile.
+func (c *Client) readQueue(ctx context.Context, rc *relayclient.Client, q relayclient.Queue, rep *SyncReport, stop func() bool, handle func(payload []byte) error) error {
+	for round := 0; !stop(); round++ {
+		if round == receiveRounds {
+			rep.More = true
+			return nil
+		}
+		msgs, err := rc.Receive(ctx, q)
+		if err != nil {
+			return fmt.Errorf("client: read queue: %w", err)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		for _, m := range msgs {
+			if err := handle(m.Payload); err != nil {
+				return err
+			}
+			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
+				return fmt.Errorf("client: acknowledge: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // receiveRounds bounds the receives of one queue in one Sync.
 const receiveRounds = 10
 
@@ -358,47 +391,32 @@ func (c *Client) readInvite(ctx context.Context, inv *inviteState, rep *SyncRepo
 	}
 	q := inv.Queue.handle()
 	used := false
-	// A receive returns at most relay.MaxReceive requests (fewer if they
-	// are large): read until the queue is empty, since the relay pushed
-	// the rest already and will not announce them again, but at most
-	// receiveRounds times, so that a flood of garbage to a contact
-	// address does not hold the profile.
-	more := true
-	for round := 0; more && (!used || inv.Reusable); round++ {
-		if round == receiveRounds {
-			rep.More = true
-			break
+	err = c.readQueue(ctx, rc, q, rep, func() bool { return used && !inv.Reusable }, func(payload []byte) error {
+		if used && !inv.Reusable {
+			return nil // the rest of a one-time link's requests go
 		}
-		msgs, err := rc.Receive(ctx, q)
-		if err != nil {
-			var re *relay.Error
-			if errors.As(err, &re) && re.Code == relay.CodeNotFound {
-				return false, nil // expired on the relay
-			}
-			return true, fmt.Errorf("client: read contact address: %w", err)
+		name, err := c.accept(ctx, inv, payload)
+		var bad *badRequestError
+		switch {
+		case err == nil:
+			used = true
+			rep.NewContacts = append(rep.NewContacts, name)
+		case errors.As(err, &bad):
+			// A request that does not open is dropped: anyone who
+			// holds the link can send garbage.
+		default:
+			// This device's relay failed it: the request stays for
+			// the next sync.
+			return err
 		}
-		more = len(msgs) > 0
-		for _, m := range msgs {
-			if !used || inv.Reusable {
-				name, err := c.accept(ctx, inv, m.Payload)
-				var bad *badRequestError
-				switch {
-				case err == nil:
-					used = true
-					rep.NewContacts = append(rep.NewContacts, name)
-				case errors.As(err, &bad):
-					// A request that does not open is dropped: anyone
-					// who holds the link can send garbage.
-				default:
-					// This device's relay failed it: the request stays
-					// for the next sync.
-					return true, err
-				}
-			}
-			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-				return true, fmt.Errorf("client: acknowledge contact request: %w", err)
-			}
-		}
+		return nil
+	})
+	var re *relay.Error
+	if errors.As(err, &re) && re.Code == relay.CodeNotFound {
+		return false, nil // expired on the relay
+	}
+	if err != nil {
+		return true, err
 	}
 	if (used && !inv.Reusable) || c.now().After(inv.Expires) {
 		rc.DeleteQueue(ctx, q)
@@ -656,30 +674,15 @@ func (c *Client) readReply(ctx context.Context, p *pendingState, rep *SyncReport
 		return false, err
 	}
 	q := p.Queue.handle()
-	done, more := false, true
-	for round := 0; more && !done; round++ {
-		if round == receiveRounds {
-			rep.More = true
-			break
+	done := false
+	err = c.readQueue(ctx, rc, q, rep, func() bool { return done }, func(payload []byte) error {
+		if !done && c.join(ctx, p, payload, rep) == nil {
+			done = true
 		}
-		msgs, err := rc.Receive(ctx, q)
-		if err != nil {
-			return false, fmt.Errorf("client: read reply queue: %w", err)
-		}
-		more = len(msgs) > 0
-		for _, m := range msgs {
-			if !done {
-				if err := c.join(ctx, p, m.Payload, rep); err == nil {
-					done = true
-				}
-			}
-			if err := rc.Ack(ctx, q, m.MsgID); err != nil {
-				if done {
-					break // the queue goes anyway
-				}
-				return false, fmt.Errorf("client: acknowledge reply: %w", err)
-			}
-		}
+		return nil
+	})
+	if err != nil && !done { // once joined, the queue goes anyway
+		return false, err
 	}
 	if done {
 		rc.DeleteQueue(ctx, q)
